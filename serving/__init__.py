@@ -1,0 +1,1 @@
+"""bindcnn serving side: encoding, ONNX Runtime predictor, BentoML services and the scoring client."""

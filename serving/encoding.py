@@ -1,0 +1,177 @@
+"""DNA text <-> one-hot arrays: the one place where sequences are encoded.
+
+Alphabet ACGT (rows in that order), lowercase accepted, N (or n) encodes as all zeros; any other
+character is an error that names the sequence index, the position and the character.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+ALPHABET = "ACGT"
+_UNKNOWN = 4  # lookup index whose one-hot row is all zeros (N)
+_INVALID = 255
+
+
+class SequenceError(ValueError):
+    """A sequence that cannot be encoded; `index` is its position in the request/file."""
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
+
+
+def _lookup_table(alphabet: str) -> np.ndarray:
+    table = np.full(256, _INVALID, dtype=np.uint8)
+    for i, base in enumerate(alphabet):
+        table[ord(base.upper())] = i
+        table[ord(base.lower())] = i
+    table[ord("N")] = table[ord("n")] = _UNKNOWN
+    return table
+
+
+_TABLES: dict[str, np.ndarray] = {}
+_IDENTITY_ROWS = np.vstack([np.eye(4, dtype=np.float32), np.zeros((1, 4), np.float32)])
+
+
+def _table(alphabet: str) -> np.ndarray:
+    if len(alphabet) != 4:
+        raise ValueError(f"alphabet must have 4 letters, got {alphabet!r}")
+    if alphabet not in _TABLES:
+        _TABLES[alphabet] = _lookup_table(alphabet)
+    return _TABLES[alphabet]
+
+
+def _describe_char(ch: str) -> str:
+    if ch.isprintable() and not ch.isspace():
+        return repr(ch)
+    return f"U+{ord(ch):04X}"
+
+
+def _raise_bad_char(seq: str, index: int | None, codes: np.ndarray) -> None:
+    pos = int(np.flatnonzero(codes == _INVALID)[0])
+    where = f"sequence {index}" if index is not None else "sequence"
+    raise SequenceError(
+        f"{where}: invalid character {_describe_char(seq[pos])} at position {pos + 1} "
+        f"(allowed: A, C, G, T, N in either case)",
+        index,
+    )
+
+
+def to_codes(seq: str, index: int | None = None, alphabet: str = ALPHABET) -> np.ndarray:
+    """Integer codes of one sequence: (L,) uint8, 0-3 for the alphabet, 4 for N.
+
+    Raises SequenceError naming `index`, the 1-based position and the character when a letter is
+    not A, C, G, T or N (either case).
+    """
+    if not isinstance(seq, str):
+        raise SequenceError(f"sequence {index}: expected a string, got {type(seq).__name__}", index)
+    raw = seq.encode("ascii", errors="replace")
+    if len(raw) != len(seq):  # pragma: no cover - 'replace' keeps one byte per character
+        raise SequenceError(f"sequence {index}: could not be read as text", index)
+    codes = _table(alphabet)[np.frombuffer(raw, dtype=np.uint8)]
+    if (codes == _INVALID).any():
+        _raise_bad_char(seq, index, codes)
+    return codes
+
+
+def codes_to_onehot(codes: np.ndarray) -> np.ndarray:
+    """(..., L) uint8 codes -> (..., L, 4) float32 one-hot (code 4 -> all zeros)."""
+    return _IDENTITY_ROWS[codes]
+
+
+def encode(
+    sequences: Sequence[str],
+    length: int | None = None,
+    alphabet: str = ALPHABET,
+    first_index: int = 0,
+) -> np.ndarray:
+    """Encode equal-length DNA strings.
+
+    sequences: N strings; length: required length L (None: the length of the first one).
+    Returns x: (N, L, 4) float32. Errors name the sequence index (first_index + i).
+    """
+    if isinstance(sequences, str):
+        raise SequenceError("expected a list of sequences, got a single string")
+    n = len(sequences)
+    if n == 0:
+        raise SequenceError("no sequences given")
+    if length is None:
+        length = len(sequences[0]) if isinstance(sequences[0], str) else 0
+    for i, seq in enumerate(sequences):
+        if not isinstance(seq, str):
+            raise SequenceError(
+                f"sequence {first_index + i}: expected a string, got {type(seq).__name__}",
+                first_index + i,
+            )
+        if len(seq) != length:
+            raise SequenceError(
+                f"sequence {first_index + i}: length {len(seq)}, the model expects {length}",
+                first_index + i,
+            )
+    if length == 0:
+        raise SequenceError(f"sequence {first_index}: empty sequence", first_index)
+    joined = "".join(sequences).encode("ascii", errors="replace")
+    codes = _table(alphabet)[np.frombuffer(joined, dtype=np.uint8)].reshape(n, length)
+    bad = codes == _INVALID
+    if bad.any():
+        i = int(np.flatnonzero(bad.any(axis=1))[0])
+        _raise_bad_char(sequences[i], first_index + i, codes[i])
+    return codes_to_onehot(codes)
+
+
+def encode_one(seq: str, index: int | None = None, alphabet: str = ALPHABET) -> np.ndarray:
+    """One sequence of any length -> (L, 4) float32."""
+    return codes_to_onehot(to_codes(seq, index, alphabet))
+
+
+def decode(onehot: np.ndarray, alphabet: str = ALPHABET) -> list[str]:
+    """(N, L, 4) or (L, 4) one-hot -> strings; all-zero rows decode as N."""
+    x = np.asarray(onehot)
+    single = x.ndim == 2
+    if single:
+        x = x[None]
+    letters = np.array(list(alphabet + "N"))
+    idx = np.where(x.max(axis=-1) > 0, x.argmax(axis=-1), 4)
+    out = ["".join(row) for row in letters[idx]]
+    return out[0] if single else out
+
+
+def reverse_complement(x: np.ndarray) -> np.ndarray:
+    """Reverse complement of one-hot DNA in ACGT order: (..., L, 4) -> (..., L, 4) view."""
+    return x[..., ::-1, ::-1]
+
+
+def check_onehot(x: np.ndarray, length: int) -> np.ndarray:
+    """Validate a client's one-hot array and return it as (N, L, 4) float32.
+
+    Accepts (N, L, 4) or the HDF5 layout (N, 4, L) when unambiguous, or a single (L, 4) sequence;
+    dtypes float16/32/64, uint8, int, bool. Values must be finite and 0 or 1, each position at most one 1.
+    """
+    x = np.asarray(x)
+    if x.dtype == object or x.dtype.kind not in "biuf":
+        raise ValueError(f"array dtype {x.dtype} is not numeric (use float32, float64, uint8 or bool)")
+    if x.ndim == 2 and x.shape == (length, 4):
+        x = x[None]
+    if x.ndim != 3:
+        raise ValueError(f"array must have shape (N, {length}, 4), got {tuple(x.shape)}")
+    if x.shape[1:] == (length, 4):
+        pass
+    elif x.shape[1:] == (4, length):
+        x = x.transpose(0, 2, 1)
+    else:
+        raise ValueError(
+            f"array must have shape (N, {length}, 4) or (N, 4, {length}), got {tuple(x.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError("array holds no sequences (N = 0)")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError("array contains NaN or infinite values")
+    x = x.astype(np.float32, copy=False)
+    if not np.isin(x, (0.0, 1.0)).all():
+        raise ValueError("array values must be 0 or 1 (one-hot)")
+    if (x.sum(axis=-1) > 1).any():
+        n, pos = np.argwhere(x.sum(axis=-1) > 1)[0]
+        raise ValueError(f"sequence {n}: position {pos + 1} has more than one base set")
+    return np.ascontiguousarray(x)

@@ -1,0 +1,146 @@
+"""Binding predictions from the exported ONNX model with ONNX Runtime (CUDA first, CPU fallback).
+
+Never imports TensorFlow: this is the fast path used by the service and the local scorer.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from serving.artifact import ONNX_FILE, verify_model_dir
+from serving.encoding import check_onehot, encode, reverse_complement
+
+log = logging.getLogger("bindcnn.predictor")
+
+GPU_PROVIDERS = ("CUDAExecutionProvider",)
+CPU_PROVIDER = "CPUExecutionProvider"
+DEFAULT_CHUNK = 4096  # sequences per session.run: large enough to amortise, small enough for memory
+
+
+def choose_providers(device: str = "auto") -> list[str]:
+    """Execution providers to ask for: 'auto' (CUDA if this build has it, then CPU), 'cpu' or 'cuda'."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU_PROVIDER]
+    gpu = [p for p in GPU_PROVIDERS if p in available]
+    if device == "cuda" and not gpu:
+        raise RuntimeError(f"CUDA execution provider not in this onnxruntime build ({available})")
+    return gpu + [CPU_PROVIDER]
+
+
+def _preload_cuda_libraries() -> None:
+    """Load CUDA/cuDNN from the nvidia-* pip wheels when installed (onnxruntime-gpu[cuda,cudnn])."""
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        log.debug("onnxruntime.preload_dlls() failed: %s", exc)
+
+
+def session_options(threads: int | None = None):
+    """The service's ONNX Runtime session options (see benchmarks/ for why)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or int(os.environ.get("BINDCNN_THREADS", 0)) or (os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # The arena keeps the largest batch's buffers forever (1.1 GB after one 10k batch); off, memory stays flat.
+    opts.enable_cpu_mem_arena = False
+    return opts
+
+
+class Predictor:
+    """An ONNX Runtime session over models/<name>/model.onnx plus its metadata.
+
+    predict_onehot(x: (N, L, 4) float32) -> {"probability": (N,), "logit": (N,)} float32.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, device: str = "auto", threads: int | None = None,
+                 chunk_size: int = DEFAULT_CHUNK, verify: bool = True):
+        import onnxruntime as ort
+
+        self.model_dir = Path(model_dir)
+        self.metadata: dict[str, Any] = verify_model_dir(self.model_dir) if verify else _read(self.model_dir)
+        self.length: int = self.metadata["sequence_length"]
+        self.alphabet: str = self.metadata["alphabet"]
+        self.input_name: str = self.metadata["input_name"]
+        self.chunk_size = chunk_size
+        requested = choose_providers(device)
+        if any(p != CPU_PROVIDER for p in requested):
+            _preload_cuda_libraries()
+        self.session = ort.InferenceSession(
+            str(self.model_dir / ONNX_FILE), sess_options=session_options(threads), providers=requested
+        )
+        self.providers: list[str] = self.session.get_providers()
+        if requested[0] != CPU_PROVIDER and self.providers[0] == CPU_PROVIDER:
+            log.warning("asked for %s but ONNX Runtime runs on %s (no usable GPU)", requested, self.providers)
+        log.info("model %s:%s on providers %s", self.metadata["name"], self.metadata["version"], self.providers)
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.providers and self.providers[0] == "CUDAExecutionProvider" else "cpu"
+
+    def predict_onehot(self, x: np.ndarray, reverse_complement_average: bool = False) -> dict[str, np.ndarray]:
+        """x: (N, L, 4) float32 (already validated) -> probability (N,), logit (N,) float32.
+
+        With reverse_complement_average, both strands are scored and their logits averaged
+        (probability = sigmoid of the mean logit)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        prob, logit = self._run(x)
+        if reverse_complement_average:
+            _, logit_rc = self._run(np.ascontiguousarray(reverse_complement(x)))
+            logit = (logit + logit_rc) / 2
+            prob = _sigmoid(logit)
+        return {"probability": prob, "logit": logit}
+
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x: (N, L, 4) float32 contiguous -> (prob (N,), logit (N,)) in chunks of chunk_size."""
+        prob = np.empty(len(x), dtype=np.float32)
+        logit = np.empty(len(x), dtype=np.float32)
+        for start in range(0, len(x), self.chunk_size):
+            chunk = x[start : start + self.chunk_size]
+            p, z = self.session.run(["prob", "logit"], {self.input_name: chunk})
+            prob[start : start + len(chunk)] = p.reshape(-1)
+            logit[start : start + len(chunk)] = z.reshape(-1)
+        return prob, logit
+
+    def predict_sequences(self, sequences: Sequence[str], reverse_complement_average: bool = False
+                          ) -> dict[str, np.ndarray]:
+        """sequences: N strings of the model's length (ACGTN, any case) -> probability, logit (N,)."""
+        return self.predict_onehot(encode(sequences, self.length, self.alphabet), reverse_complement_average)
+
+    def predict_array(self, x: np.ndarray, reverse_complement_average: bool = False) -> dict[str, np.ndarray]:
+        """A client's array ((N, L, 4) or (N, 4, L), any 0/1 numeric dtype) -> probability, logit."""
+        return self.predict_onehot(check_onehot(x, self.length), reverse_complement_average)
+
+    def describe(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {
+            "providers": self.providers,
+            "device": self.device,
+            "onnxruntime": ort.__version__,
+            "available_providers": ort.get_available_providers(),
+        }
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-z.astype(np.float64)))).astype(np.float32)
+
+
+def _read(model_dir: Path) -> dict[str, Any]:
+    from serving.artifact import read_metadata
+
+    return read_metadata(model_dir)

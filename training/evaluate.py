@@ -1,0 +1,108 @@
+"""Test-set metrics (accuracy, AUROC, AUPR) in plain numpy, and the training/ROC/PR plots (PNG)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with tied ranks averaged). y: (N,) 0/1, score: (N,)."""
+    y = np.asarray(y).reshape(-1).astype(bool)
+    score = np.asarray(score, dtype=np.float64).reshape(-1)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score), np.float64)
+    sorted_scores = score[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) at every distinct threshold, from (0, 0) to (1, 1)."""
+    y, score = np.asarray(y).reshape(-1).astype(bool), np.asarray(score).reshape(-1)
+    order = np.argsort(-score, kind="mergesort")
+    y, s = y[order], score[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tp, fp = np.cumsum(y)[last], np.cumsum(~y)[last]
+    return np.r_[0, fp / max(fp[-1], 1)], np.r_[0, tp / max(tp[-1], 1)]
+
+
+def pr_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) at every distinct threshold, highest threshold first."""
+    y, score = np.asarray(y).reshape(-1).astype(bool), np.asarray(score).reshape(-1)
+    order = np.argsort(-score, kind="mergesort")
+    y, s = y[order], score[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tp = np.cumsum(y)[last]
+    predicted = last + 1
+    return tp / max(y.sum(), 1), tp / predicted
+
+
+def aupr(y: np.ndarray, score: np.ndarray) -> float:
+    """Average precision: sum over thresholds of (recall step) x precision."""
+    recall, precision = pr_curve(y, score)
+    return float(np.sum(np.diff(np.r_[0, recall]) * precision))
+
+
+def metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """y: (N,) or (N, 1) 0/1; prob: (N,) -> accuracy (threshold 0.5), auroc, aupr, n, positives."""
+    y = np.asarray(y).reshape(-1)
+    prob = np.asarray(prob).reshape(-1)
+    return {
+        "accuracy": round(float(((prob >= 0.5) == (y >= 0.5)).mean()), 6),
+        "auroc": round(auroc(y, prob), 6),
+        "aupr": round(aupr(y, prob), 6),
+        "n": int(len(y)),
+        "positives": int((y >= 0.5).sum()),
+    }
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history: dict[str, list[float]], path: str | os.PathLike) -> Path:
+    """Loss and AUROC per epoch, train vs validation."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, key in zip(axes, ("loss", "auroc")):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            if prefix + key in history:
+                ax.plot(np.arange(1, len(history[prefix + key]) + 1), history[prefix + key], label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_curves(y: np.ndarray, prob: np.ndarray, path: str | os.PathLike) -> Path:
+    """ROC and precision-recall curves on the test split, with their areas."""
+    plt = _pyplot()
+    fpr, tpr = roc_curve(y, prob)
+    recall, precision = pr_curve(y, prob)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4))
+    a.plot(fpr, tpr)
+    a.plot([0, 1], [0, 1], "k--", lw=0.8)
+    a.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC (AUROC {auroc(y, prob):.3f})")
+    b.plot(recall, precision)
+    b.axhline(float(np.mean(np.asarray(y) >= 0.5)), color="k", ls="--", lw=0.8)
+    b.set(xlabel="recall", ylabel="precision", title=f"PR (AUPR {aupr(y, prob):.3f})", ylim=(0, 1.02))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

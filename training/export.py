@@ -1,0 +1,187 @@
+"""Export one set of trained weights as a TensorFlow SavedModel (endpoints `serve` -> probability,
+`logits` -> pre-sigmoid output) and an ONNX model (outputs `prob`, `logit`), verify that they agree,
+and write models/<name>/ atomically with metadata.json and checksums."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.artifact import ONNX_FILE, SAVED_MODEL_DIR, write_metadata
+from serving.encoding import ALPHABET
+from training.model import INPUT_NAME, logit_model
+
+KERAS_FILE = "model.keras"  # the trained weights, for re-export and fine-tuning
+ONNX_OPSET = 17
+PARITY_TOLERANCE = 1e-5
+
+
+class ParityError(RuntimeError):
+    """ONNX Runtime and TensorFlow disagree on the same input."""
+
+
+def _input_spec(length: int):
+    import tensorflow as tf
+
+    return [tf.TensorSpec([None, length, 4], tf.float32, name=INPUT_NAME)]
+
+
+def write_saved_model(model, path: str | os.PathLike) -> None:
+    """SavedModel with endpoints serve(dna) -> (N, 1) probability and logits(dna) -> (N, 1) logit."""
+    import keras
+
+    spec = _input_spec(model.input_shape[1])
+    logits = logit_model(model)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda dna: model(dna, training=False), input_signature=spec)
+    archive.add_endpoint("logits", lambda dna: logits(dna, training=False), input_signature=spec)
+    archive.write_out(str(path), verbose=False)
+
+
+def write_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET) -> None:
+    """ONNX graph: input `dna` (batch, L, 4) float32 -> outputs `prob` and `logit`, each (batch, 1)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = _input_spec(model.input_shape[1])
+    logits = logit_model(model)
+
+    @tf.function(input_signature=spec)
+    def both(dna):
+        z = logits(dna, training=False)
+        return {"prob": tf.sigmoid(z), "logit": z}
+
+    proto, _ = tf2onnx.convert.from_function(both, input_signature=spec, opset=opset)
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_value:
+            dims[0].dim_param = "batch"
+    proto.doc_string = "bindcnn: DNA one-hot (batch, L, 4) in ACGT order -> CTCF binding prob and logit"
+    Path(path).write_bytes(proto.SerializeToString())
+
+
+def check_parity(model_dir: str | os.PathLike, x: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
+    """Run the reloaded SavedModel and the ONNX model (ONNX Runtime, CPU) on x: (N, L, 4) float32.
+
+    Probabilities are compared absolutely; logits relative to max(1, |logit|), since float32
+    rounding grows with the logit's size. Raises ParityError beyond `tolerance`; returns the
+    measured differences."""
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    model_dir = Path(model_dir)
+    reloaded = tf.saved_model.load(str(model_dir / SAVED_MODEL_DIR))
+    session = ort.InferenceSession(str(model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
+    tf_prob, tf_logit, ox_prob, ox_logit = [], [], [], []
+    for start in range(0, len(x), 4096):
+        chunk = np.ascontiguousarray(x[start:start + 4096], np.float32)
+        tf_prob.append(reloaded.serve(chunk).numpy().reshape(-1))
+        tf_logit.append(reloaded.logits(chunk).numpy().reshape(-1))
+        p, z = session.run(["prob", "logit"], {INPUT_NAME: chunk})
+        ox_prob.append(p.reshape(-1))
+        ox_logit.append(z.reshape(-1))
+    tf_prob, tf_logit, ox_prob, ox_logit = map(np.concatenate, (tf_prob, tf_logit, ox_prob, ox_logit))
+    logit_diff = np.abs(tf_logit.astype(np.float64) - ox_logit)
+    report = {
+        "n": int(len(x)),
+        "max_abs_prob_diff": float(np.abs(tf_prob.astype(np.float64) - ox_prob).max()),
+        "max_abs_logit_diff": float(logit_diff.max()),
+        "max_scaled_logit_diff": float((logit_diff / np.maximum(1.0, np.abs(tf_logit))).max()),
+        "max_abs_logit": float(np.abs(tf_logit).max()),
+        "tolerance": tolerance,
+    }
+    if report["max_abs_prob_diff"] > tolerance or report["max_scaled_logit_diff"] > tolerance:
+        raise ParityError(
+            f"ONNX and TensorFlow disagree beyond {tolerance}: probability {report['max_abs_prob_diff']:.3g}, "
+            f"logit {report['max_abs_logit_diff']:.3g} (scaled {report['max_scaled_logit_diff']:.3g})"
+        )
+    return report
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime-gpu", "numpy", "h5py", "bentoml"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def new_version(now: dt.datetime | None = None) -> str:
+    """A sortable, store-valid version string, e.g. 20261125-104501-123456."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%Y%m%d-%H%M%S-%f")
+
+
+def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, metadata: dict[str, Any],
+           extra_files: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Write models/<name>/ from one keras model: model.keras, saved_model/, model.onnx, extra files
+    (plots), metadata.json. The directory appears only once everything is written and ONNX/TF parity
+    on x_check (N, L, 4) held-out data passed; an existing export is replaced in one rename.
+    Returns the metadata written."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    try:
+        model.save(staging / KERAS_FILE)
+        write_saved_model(model, staging / SAVED_MODEL_DIR)
+        write_onnx(model, staging / ONNX_FILE)
+        for rel, src in (extra_files or {}).items():
+            shutil.copy2(src, staging / rel)
+        parity = check_parity(staging, x_check)
+        length = int(model.input_shape[1])
+        meta = {
+            "name": name,
+            "version": new_version(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "sequence_length": length,
+            "alphabet": ALPHABET,
+            "input_layout": f"(batch, {length}, 4) float32 one-hot, channels A,C,G,T; N = all zeros",
+            "input_name": INPUT_NAME,
+            "output_names": ["prob", "logit"],
+            "saved_model_endpoints": {"serve": "probability (batch, 1)", "logits": "pre-sigmoid logit (batch, 1)"},
+            "onnx_opset": ONNX_OPSET,
+            "parameters": int(model.count_params()),
+            **metadata,
+            "parity": parity,
+            "packages": package_versions(),
+        }
+        meta = write_metadata(staging, meta)
+        _swap_into_place(staging, out_dir)
+        return meta
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_into_place(staging: Path, out_dir: Path) -> None:
+    """Replace out_dir by staging; at every instant out_dir is either the old or the new export."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    try:
+        os.replace(staging, out_dir)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    os.chmod(out_dir, 0o755)
+
+
+def cleanup_stale(models_root: str | os.PathLike) -> None:
+    """Remove staging folders left by an export that was killed (never the exports themselves)."""
+    for path in Path(models_root).glob(".*.staging-*"):
+        shutil.rmtree(path, ignore_errors=True)
