@@ -17,7 +17,12 @@ def load_logits_fn(model_dir: str | os.PathLike):
     """The SavedModel's `logits` endpoint: (N, L, 4) float32 tensor -> (N, 1) logit."""
     import tensorflow as tf
 
-    return tf.saved_model.load(str(Path(model_dir) / SAVED_MODEL_DIR)).logits
+    root = tf.saved_model.load(str(Path(model_dir) / SAVED_MODEL_DIR))
+
+    def logits(x):
+        return root.logits(x)  # the closure keeps `root` (and so its variables) alive
+
+    return logits
 
 
 def gradients(logits_fn, x: np.ndarray, corrected: bool = False, batch_size: int = 512) -> np.ndarray:

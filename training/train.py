@@ -87,7 +87,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: 
     hist = model.fit(
         _dataset(x_train, y_train, batch_size, shuffle_seed=seed),
         validation_data=_dataset(x_valid, y_valid, 1024, shuffle_seed=None),
-        epochs=epochs, callbacks=callbacks, verbose=0,
+        epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False,  # tf.data shuffles
     )
     seconds = time.perf_counter() - t0
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
