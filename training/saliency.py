@@ -74,7 +74,8 @@ def _pyplot():
     return plt
 
 
-def plot_logo(scores: np.ndarray, path: str | os.PathLike, title: str = "", alphabet: str = ALPHABET) -> Path:
+def plot_logo(scores: np.ndarray, path: str | os.PathLike, title: str = "", alphabet: str = ALPHABET,
+              ylabel: str = "grad x input") -> Path:
     """One sequence's (L, 4) scores as a logomaker logo (letters above/below zero), saved as PNG."""
     import logomaker
     import pandas as pd
@@ -83,7 +84,7 @@ def plot_logo(scores: np.ndarray, path: str | os.PathLike, title: str = "", alph
     frame = pd.DataFrame(np.asarray(scores, np.float64), columns=list(alphabet))
     fig, ax = plt.subplots(figsize=(max(6.0, len(frame) / 20), 1.8))
     logomaker.Logo(frame, ax=ax)
-    ax.set_ylabel("grad x input")
+    ax.set_ylabel(ylabel)
     ax.set_xlabel("position")
     if title:
         ax.set_title(title, fontsize=9)
