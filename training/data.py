@@ -24,7 +24,7 @@ SPLITS = ("train", "valid", "test")
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # the notebook's CTCF_200.h5 proportions
 ZENODO_RECORD = "7265991"
 ZENODO_TFS = ("CTCF", "ATF2", "BACH1", "ELK1", "GABPA", "MAX", "REST", "SRF", "ZNF24")
-DEFAULT_SYNTHETIC_N = 30_000
+DEFAULT_SYNTHETIC_N = 73_080  # 51,156 training sequences, as CTCF_200.h5
 
 
 class DatasetError(ValueError):
