@@ -1,0 +1,157 @@
+"""HTTP back end of the scoring client: a running bindcnn service seen as a predictor.
+
+HttpPredictor has the same predict_onehot / predict_sequences as serving.predictor.Predictor, and sends
+requests of `batch_size` sequences concurrently (bounded thread pool), retrying transient failures.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from serving.encoding import ALPHABET, encode, reverse_complement
+from serving.predictor import _sigmoid
+
+log = logging.getLogger("bindcnn.client")
+
+RETRY_STATUS = {500, 502, 503, 504, 429}  # 503: BentoML "process is overloaded"; 5xx: a worker restarting
+
+
+class ServiceError(RuntimeError):
+    """The service could not score a request: unreachable after the retries, or it refused the request."""
+
+
+class HttpPredictor:
+    """Predictions from a running service (`bentoml serve`), API contract of serving/service.py:
+
+    POST /predict         {"sequences": [str, ...]}           -> {"probability": [...], "logit": [...]}
+    POST /predict_onehot  multipart file field `array` (.npy)  -> {"probability": [...], "logit": [...]}
+    GET|POST /model       the model's metadata (sequence_length, alphabet)
+
+    predict_sequences(N strings) / predict_onehot(x: (N, L, 4)) -> {"probability": (N,), "logit": (N,)}
+    float32, in input order. Each call is split into requests of `batch_size` sequences, `workers` at a
+    time; a connection error or a 5xx/429 answer is retried `retries` times with exponential back-off,
+    then ServiceError is raised. Reverse-complement averaging is done client-side (both strands sent as
+    one-hot, logits averaged), exactly as Predictor does it.
+    """
+
+    prefers_strings = True  # FASTA text travels as JSON strings (faster than .npy uploads, FACTS.md)
+
+    def __init__(self, url: str, batch_size: int = 1000, workers: int = 4, retries: int = 3,
+                 timeout: float = 300.0, length: int | None = None, alphabet: str | None = None,
+                 backoff: float = 0.5):
+        import httpx
+
+        self.url = url.rstrip("/")
+        self.batch_size = max(1, int(batch_size))
+        self.workers = max(1, int(workers))
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self._httpx = httpx
+        self.client = httpx.Client(base_url=self.url, timeout=timeout,
+                                   limits=httpx.Limits(max_connections=self.workers + 2))
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bindcnn-http")
+        self.metadata: dict[str, Any] = {}
+        if length is None or alphabet is None:
+            self.metadata = self.model_info()
+        self.length: int = int(length or self.metadata["sequence_length"])
+        self.alphabet: str = alphabet or self.metadata.get("alphabet", ALPHABET)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs) -> Any:
+        """One request with bounded retries; returns the decoded JSON body."""
+        httpx = self._httpx
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                resp = self.client.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                log.info("%s %s failed (%s), attempt %d/%d", method, path, last, attempt + 1, self.retries + 1)
+                continue
+            if resp.status_code in RETRY_STATUS:
+                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                log.info("%s %s: %s, attempt %d/%d", method, path, last, attempt + 1, self.retries + 1)
+                continue
+            if resp.status_code >= 400:
+                raise ServiceError(f"{self.url}{path} refused the request (HTTP {resp.status_code}): "
+                                   f"{resp.text[:500]}")
+            return resp.json()
+        raise ServiceError(f"{self.url}{path} did not answer after {self.retries + 1} attempts ({last})")
+
+    def model_info(self) -> dict[str, Any]:
+        """The service's /model answer, flattened so that sequence_length/alphabet are top-level."""
+        try:
+            info = self._request("GET", "/model")
+        except ServiceError:
+            info = self._request("POST", "/model", json={})
+        if isinstance(info, dict) and "sequence_length" not in info:
+            for value in info.values():
+                if isinstance(value, dict) and "sequence_length" in value:
+                    info = {**info, **value}
+                    break
+        if not isinstance(info, dict) or "sequence_length" not in info:
+            raise ServiceError(f"{self.url}/model gave no sequence_length; pass the model length explicitly")
+        return info
+
+    def _map(self, fn: Callable[[Any], tuple[np.ndarray, np.ndarray]], parts: list) -> dict[str, np.ndarray]:
+        results = list(self.pool.map(fn, parts))  # map keeps the order of `parts`
+        prob = np.concatenate([r[0] for r in results]).astype(np.float32)
+        logit = np.concatenate([r[1] for r in results]).astype(np.float32)
+        return {"probability": prob, "logit": logit}
+
+    @staticmethod
+    def _unpack(body: Any, n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            prob = np.asarray(body["probability"], np.float32).reshape(-1)
+            logit = np.asarray(body["logit"], np.float32).reshape(-1)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceError(f"{what}: unexpected answer {str(body)[:200]!r}") from exc
+        if len(prob) != n or len(logit) != n:
+            raise ServiceError(f"{what}: sent {n} sequences, got {len(prob)} answers")
+        return prob, logit
+
+    def _post_strings(self, seqs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self._unpack(self._request("POST", "/predict", json={"sequences": seqs}), len(seqs), "/predict")
+
+    def _post_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(x, dtype=np.uint8), allow_pickle=False)  # 4x smaller than float32
+        files = {"array": ("x.npy", buf.getvalue(), "application/octet-stream")}
+        return self._unpack(self._request("POST", "/predict_onehot", files=files), len(x), "/predict_onehot")
+
+    # -- predictor interface ----------------------------------------------------------------------
+    def predict_sequences(self, sequences: Sequence[str], reverse_complement_average: bool = False
+                          ) -> dict[str, np.ndarray]:
+        """sequences: N strings of the model's length -> probability, logit (N,) float32."""
+        if reverse_complement_average:
+            return self.predict_onehot(encode(list(sequences), self.length, self.alphabet), True)
+        seqs = list(sequences)
+        parts = [seqs[i : i + self.batch_size] for i in range(0, len(seqs), self.batch_size)]
+        return self._map(self._post_strings, parts)
+
+    def predict_onehot(self, x: np.ndarray, reverse_complement_average: bool = False) -> dict[str, np.ndarray]:
+        """x: (N, L, 4) 0/1 one-hot (a strided view is fine) -> probability, logit (N,) float32."""
+        parts = [x[i : i + self.batch_size] for i in range(0, len(x), self.batch_size)]
+        out = self._map(self._post_array, parts)
+        if reverse_complement_average:
+            rc = self._map(self._post_array, [reverse_complement(p) for p in parts])
+            logit = (out["logit"] + rc["logit"]) / 2
+            out = {"probability": _sigmoid(logit), "logit": logit}
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+    def __enter__(self) -> "HttpPredictor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

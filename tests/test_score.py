@@ -1,0 +1,207 @@
+"""serving.score and `python -m serving score`: streamed FASTA scoring with bounded memory and input order,
+.npy / HDF5 inputs, rejects by id, resume, and --url (a real `bentoml serve`) equal to --local."""
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from serving import score as sc
+from serving.__main__ import EXIT_FAILED, EXIT_OK, EXIT_REJECTS, main
+from serving.client import HttpPredictor, ServiceError
+from serving.fasta import write_fasta
+from serving.predictor import Predictor
+from tests.server import Server, free_port
+
+L = 200
+
+
+def random_records(n: int, seed: int, length: int = L) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("ACGT"))[rng.integers(0, 4, (n, length))]
+    return [(f"seq_{seed}_{i}", "".join(row)) for i, row in enumerate(letters)]
+
+
+def read_tsv(path: Path) -> list[list[str]]:
+    lines = Path(path).read_text().splitlines()
+    return [line.split("\t") for line in lines]
+
+
+@pytest.fixture(scope="module")
+def predictor(trained):
+    return Predictor(trained["dir"], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def bad_fasta(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A FASTA with good records and, by id, one too short, one too long, one bad character, one empty."""
+    recs = random_records(40, seed=3)
+    recs[3] = ("too_short", recs[3][1][:150])
+    recs[10] = ("too_long", recs[10][1] + "ACGT")
+    recs[20] = ("bad_char", recs[20][1][:57] + "Z" + recs[20][1][58:])
+    path = tmp_path_factory.mktemp("bad") / "bad.fa"
+    write_fasta(recs, path)
+    with open(path, "a") as fh:  # an empty record: reported, not a stopped run
+        fh.write(">empty_one\n>after_empty\n" + "ACGT" * 50 + "\n")
+    return path, [r[0] for r in recs] + ["empty_one", "after_empty"]
+
+
+def test_streamed_scoring_keeps_order_ids_and_bounded_memory(predictor, tmp_path):
+    """Scoring 10x more records must not need 10x the memory: peak is set by the chunk, not the file."""
+    def run(n: int) -> tuple[int, list[tuple[str, str]], Path]:
+        recs = random_records(n, seed=n)
+        fa = tmp_path / f"{n}.fa.gz"
+        write_fasta(recs, fa)
+        out = tmp_path / f"{n}.tsv"
+        with open(out, "w") as fh:
+            tracemalloc.start()
+            summary = sc.score(predictor, sc.fasta_batches(fa, chunk=512), fh)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert summary.records == summary.scored == n
+        return peak, recs, out
+
+    small_peak, _, _ = run(1_000)
+    big_peak, recs, out = run(10_000)
+    assert big_peak < 2 * small_peak, (small_peak, big_peak)
+    rows = read_tsv(out)
+    assert [r[0] for r in rows] == [rid for rid, _ in recs]  # same ids, same order (no header: score() writes rows)
+    expected = predictor.predict_sequences([s for _, s in recs])
+    np.testing.assert_allclose([float(r[1]) for r in rows], expected["probability"], atol=1e-6)
+    np.testing.assert_allclose([float(r[2]) for r in rows], expected["logit"], rtol=1e-6, atol=1e-5)
+
+
+def test_bad_records_are_reported_by_id_and_the_rest_scored(trained, bad_fasta, tmp_path, capsys):
+    fa, ids = bad_fasta
+    out = tmp_path / "out.tsv"
+    code = main(["score", str(fa), "--local", "--model", str(trained["dir"]), "-o", str(out), "--quiet"])
+    assert code == EXIT_REJECTS
+    rows = read_tsv(out)
+    assert rows[0] == ["id", "probability", "logit"]
+    assert [r[0] for r in rows[1:]] == ids  # every record has its row, in order
+    na = {r[0] for r in rows[1:] if r[1] == "NA"}
+    assert na == {"too_short", "too_long", "bad_char", "empty_one"}
+    rejects = {r[1]: r for r in read_tsv(Path(f"{out}.rejects.tsv"))[1:]}
+    assert set(rejects) == na
+    assert rejects["too_short"][0] == "4" and "length 150, the model expects 200" in rejects["too_short"][2]
+    assert "length 204" in rejects["too_long"][2] and "--scan" in rejects["too_long"][2]
+    assert "invalid character 'Z' at position 58" in rejects["bad_char"][2]
+    assert "empty" in rejects["empty_one"][2]
+    assert float(rows[-1][1]) >= 0  # the record after the empty one was scored
+    # the summary on stderr names them too (not --quiet)
+    main(["score", str(fa), "--model", str(trained["dir"]), "-o", str(tmp_path / "o2.tsv")])
+    err = capsys.readouterr().err
+    assert "4 record(s) could not be scored" in err and "record 21 (bad_char)" in err
+
+
+def test_npy_and_hdf5_inputs(trained, predictor, tmp_path):
+    with h5py.File(trained["data"], "r") as fh:
+        x_hdf5 = np.asarray(fh["x_test"][:300])  # (N, 4, L), the project's layout
+    npy = tmp_path / "x.npy"
+    np.save(npy, x_hdf5.transpose(0, 2, 1).astype(np.uint8))  # (N, L, 4) uint8
+    out = tmp_path / "npy.tsv"
+    assert main(["score", str(npy), "--model", str(trained["dir"]), "-o", str(out), "-q"]) == EXIT_OK
+    rows = read_tsv(out)[1:]
+    expected = predictor.predict_array(x_hdf5)
+    assert [r[0] for r in rows] == [str(i) for i in range(300)]
+    np.testing.assert_allclose([float(r[1]) for r in rows], expected["probability"], atol=1e-6)
+
+    h5 = tmp_path / "small.h5"
+    with h5py.File(h5, "w") as fh:
+        fh["x_test"] = x_hdf5
+        fh["x_valid"] = x_hdf5[:5]
+    out = tmp_path / "h5.tsv"
+    assert main(["score", str(h5), "--model", str(trained["dir"]), "-o", str(out), "-q", "--chunk", "64"]) == 0
+    rows = read_tsv(out)[1:]
+    assert [r[0] for r in rows] == [f"x_valid:{i}" for i in range(5)] + [f"x_test:{i}" for i in range(300)]
+    np.testing.assert_allclose([float(r[2]) for r in rows[5:]], expected["logit"], rtol=1e-6, atol=1e-5)
+
+
+def test_resume_continues_an_interrupted_output(trained, tmp_path):
+    recs = random_records(300, seed=11)
+    fa = tmp_path / "in.fa"
+    write_fasta(recs, fa)
+    full = tmp_path / "full.tsv"
+    assert main(["score", str(fa), "--model", str(trained["dir"]), "-o", str(full), "-q"]) == EXIT_OK
+    lines = full.read_text().splitlines(keepends=True)
+    part = tmp_path / "part.tsv"
+    part.write_text("".join(lines[:101]) + lines[101][:7])  # header + 100 rows + a torn line
+    assert main(["score", str(fa), "--model", str(trained["dir"]), "-o", str(part), "-q", "--resume",
+                 "--chunk", "64"]) == EXIT_OK
+    assert part.read_text() == full.read_text()
+
+
+def test_cli_subprocess_help_exit_codes_and_no_tensorflow(trained, bad_fasta, tmp_path):
+    for sub in ([], ["score"], ["variants"], ["mutagenesis"]):
+        res = subprocess.run([sys.executable, "-m", "serving", *sub, "--help"], capture_output=True, text=True)
+        assert res.returncode == 0 and "usage" in res.stdout
+    code = ("import sys; from serving.__main__ import main; rc = main(sys.argv[1:]); "
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow imported'; sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code, "score", str(bad_fasta[0]), "--model", str(trained["dir"])],
+                         capture_output=True, text=True)
+    assert res.returncode == EXIT_REJECTS, res.stderr
+    assert res.stdout.splitlines()[0] == "id\tprobability\tlogit"  # stdout when no -o
+    assert "bad_char" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "serving", "score", str(tmp_path / "missing.fa")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "no such file" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "serving", "score", str(bad_fasta[0]), "--model",
+                          str(tmp_path / "nomodel")], capture_output=True, text=True)
+    assert res.returncode == 2 and "python -m training train" in res.stderr
+
+
+def test_url_unreachable_is_retried_then_reported(bad_fasta, capsys):
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServiceError, match="did not answer after 3 attempts"):
+        HttpPredictor(url, retries=2, backoff=0.01)
+    assert main(["score", str(bad_fasta[0]), "--url", url, "--retries", "0"]) == EXIT_FAILED
+    assert "did not answer" in capsys.readouterr().err
+
+
+# -- a real service ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(trained):
+    with Server(env={"BINDCNN_MODEL": trained["tag"]}) as srv:
+        yield srv
+
+
+def test_url_and_local_give_the_same_output(server, trained, bad_fasta, tmp_path):
+    recs = random_records(2500, seed=5)
+    fa = tmp_path / "many.fa.gz"
+    with gzip.open(fa, "wt") as fh:
+        fh.write("".join(f">{rid}\n{seq}\n" for rid, seq in recs))
+    outs = {}
+    for name, backend in (("local", ["--local", "--model", str(trained["dir"])]),
+                          ("url", ["--url", server.url, "--batch-size", "300", "--workers", "3"])):
+        outs[name] = tmp_path / f"{name}.tsv"
+        assert main(["score", str(fa), *backend, "-o", str(outs[name]), "-q"]) == EXIT_OK
+    local, url = read_tsv(outs["local"]), read_tsv(outs["url"])
+    assert [r[0] for r in url] == [r[0] for r in local] == ["id"] + [rid for rid, _ in recs]
+    np.testing.assert_allclose(np.array([r[1:] for r in url[1:]], float), np.array([r[1:] for r in local[1:]], float),
+                               rtol=1e-6, atol=1e-6)
+    # bad records: the same rows and the same rejects through the service
+    for name, backend in (("local", ["--model", str(trained["dir"])]), ("url", ["--url", server.url])):
+        assert main(["score", str(bad_fasta[0]), *backend, "-o", str(tmp_path / f"bad_{name}.tsv"), "-q"]) == 3
+    assert (Path(f"{tmp_path}/bad_url.tsv.rejects.tsv").read_text()
+            == Path(f"{tmp_path}/bad_local.tsv.rejects.tsv").read_text())
+
+
+def test_url_onehot_scan_and_rc_equal_local(server, trained, predictor):
+    """The .npy path (/predict_onehot), a scan through it, and client-side rc averaging."""
+    from serving.scan import scan_sequence
+
+    seq = random_records(1, seed=9, length=700)[0][1]
+    with HttpPredictor(server.url, batch_size=128, workers=2) as remote:
+        assert remote.length == L
+        for rc in (False, True):
+            a = scan_sequence(remote, seq, stride=3, rc=rc)
+            b = scan_sequence(predictor, seq, stride=3, rc=rc)
+            np.testing.assert_array_equal(a.starts, b.starts)
+            np.testing.assert_allclose(a.probability, b.probability, atol=1e-6)
+            np.testing.assert_allclose(a.logit, b.logit, rtol=1e-6, atol=1e-6)
