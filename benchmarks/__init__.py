@@ -1,0 +1,1 @@
+"""Benchmarks that print markdown ratio tables (python -m benchmarks.<name>)."""
