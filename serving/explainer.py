@@ -25,6 +25,16 @@ log = logging.getLogger("bentoml.bindcnn.explainer")
 MODEL_TAG = os.environ.get(MODEL_ENV) or DEFAULT_MODEL_TAG
 
 
+class StoreModel(bentoml.models.BentoModel):
+    """A BentoModel (packed by `bentoml build`) that, when missing from the local store, stops
+    `bentoml serve` with a message saying what to run instead of trying BentoCloud."""
+
+    def resolve(self, base_path=None, **kwargs):  # type: ignore[override]
+        if self.stored is None:
+            resolve(str(self.tag))  # raises ArtifactError: "Train and register it with: ..."
+        return super().resolve(base_path, **kwargs)
+
+
 def model_dir_of(ref: bentoml.models.BentoModel, need: tuple[str, ...]) -> tuple[Path, dict[str, Any]]:
     """The verified store directory and metadata of a BentoModel reference. Raises ArtifactError that
     says what to run when the model is missing from the store or does not match its checksums."""
@@ -36,7 +46,7 @@ def model_dir_of(ref: bentoml.models.BentoModel, need: tuple[str, ...]) -> tuple
 class Explainer:
     """grad x input saliency of the model's pre-sigmoid logit, from the TensorFlow SavedModel."""
 
-    model = bentoml.models.BentoModel(MODEL_TAG)
+    model = StoreModel(MODEL_TAG)
 
     def __init__(self) -> None:
         from training import quiet_tensorflow

@@ -18,6 +18,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # BentoML parses both as forms
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -71,8 +74,8 @@ class RequestGuard:
             return await _error(send, 413, self._too_large())
         except _ClientGone:
             return None
-        if media == "multipart/form-data":
-            problem = await _check_multipart(scope, body, files or frozenset())
+        if media in _FORM_TYPES:
+            problem = await _check_form(scope, body, files or frozenset())
             if problem:
                 return await _error(send, 400, problem)
         return await self.app(scope, _replay(body, receive), send)
@@ -98,19 +101,21 @@ class RequestGuard:
                 return b"".join(chunks)
 
 
-async def _check_multipart(scope: Scope, body: bytes, file_fields: frozenset[str]) -> str | None:
-    """None when Starlette parses the body and every file field is an upload, else the reason."""
+async def _check_form(scope: Scope, body: bytes, file_fields: frozenset[str]) -> str | None:
+    """None when Starlette parses the (multipart or urlencoded) form and every file field is an upload,
+    else the reason."""
     from starlette.datastructures import UploadFile
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
 
     request = Request(scope, _replay(body, None))
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         form = await request.form()
     except HTTPException as exc:
-        return f"malformed multipart/form-data body: {exc.detail}"
+        return f"malformed {kind} body: {exc.detail}"
     except Exception as exc:  # whatever fails here would fail in BentoML's parse as a 500
-        return f"malformed multipart/form-data body: {getattr(exc, 'message', None) or exc}"
+        return f"malformed {kind} body: {getattr(exc, 'message', None) or exc}"
     try:
         for name in sorted(file_fields):
             for value in form.getlist(name):

@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from serving import limits as limits_mod
 from serving.artifact import ONNX_FILE
 from serving.encoding import SequenceError, check_onehot, encode
-from serving.explainer import MODEL_TAG, Explainer, model_dir_of
+from serving.explainer import MODEL_TAG, Explainer, StoreModel, model_dir_of
 from serving.fasta import FastaError, read_fasta
 from serving.http_guard import RequestGuard
 from serving.predictor import Predictor
@@ -78,7 +78,7 @@ BatchItems = Annotated[
 class BindCNN:
     """Binding probability (and logit) of DNA sequences from the exported ONNX model."""
 
-    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+    bento_model = StoreModel(MODEL_TAG)
     explainer = bentoml.depends(Explainer)
 
     def __init__(self) -> None:
@@ -135,6 +135,9 @@ class BindCNN:
             # mmap: the header's shape is checked against the file size before any data is read.
             raw = np.load(path, mmap_mode="r", allow_pickle=False)
         except Exception as exc:  # any failure to read the client's file is the client's problem
+            if "Python objects" in str(exc) or "pickle" in str(exc):
+                raise InvalidArgument("array upload: object arrays (pickled Python objects) are refused; send a "
+                                      "numeric .npy (float32, float64, uint8 or bool)") from None
             raise InvalidArgument(f"array upload: not a readable .npy file ({exc})") from None
         if not isinstance(raw, np.ndarray):
             if hasattr(raw, "close"):

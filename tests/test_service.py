@@ -1,0 +1,409 @@
+"""serving.service through a real `bentoml serve` (one per session, on a free loopback port): every
+endpoint against in-process ONNX Runtime / TensorFlow, every input rule's status and message, batching."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from serving.encoding import decode, encode
+from server import Server  # tests/server.py (pytest puts tests/ on sys.path)
+
+TOL = 1e-6
+MAX_SEQUENCES = 300
+MAX_UPLOAD = 2 * 1024 * 1024 + 512 * 1024  # above Starlette's 1 MiB part limit, so that one is reachable
+MAX_SALIENCY = 6
+
+
+@pytest.fixture(scope="session")
+def server(trained):
+    srv = Server(env={
+        "BINDCNN_MODEL": trained["tag"],
+        "BINDCNN_MAX_SEQUENCES": str(MAX_SEQUENCES),
+        "BINDCNN_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
+        "BINDCNN_MAX_SALIENCY_SEQUENCES": str(MAX_SALIENCY),
+    })
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    import bentoml
+
+    with bentoml.SyncHTTPClient(server.url, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def predictor(trained):
+    from serving.predictor import Predictor
+
+    return Predictor(trained["dir"], device="cpu")
+
+
+@pytest.fixture(scope="session")
+def seqs(trained) -> list[str]:
+    """40 test-set sequences (positives and negatives, so logits vary) plus 4 random ones with N/lowercase."""
+    from training.data import load_h5
+
+    x = load_h5(trained["data"]).x["test"][:40]
+    rng = np.random.default_rng(3)
+    extra = ["".join(rng.choice(list("ACGTNacgtn"), size=trained["meta"]["sequence_length"])) for _ in range(4)]
+    return decode(x) + extra
+
+
+def close(got, want, tol=TOL):
+    np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), rtol=0, atol=tol)
+
+
+def expect(resp: httpx.Response, status: int, *fragments: str) -> str:
+    """Assert the status code and that the body's message holds every fragment; return the body."""
+    body = resp.text
+    assert resp.status_code == status, f"{resp.status_code} != {status}: {body}"
+    for fragment in fragments:
+        assert fragment in body, f"{fragment!r} not in {body}"
+    return body
+
+
+def fasta_bytes(ids, sequences, gz=False) -> bytes:
+    text = "".join(f">{i} some description\n{s[:70]}\n{s[70:]}\n" for i, s in zip(ids, sequences)).encode()
+    return gzip.compress(text) if gz else text
+
+
+def npy_bytes(x: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, x, allow_pickle=True)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------- /model
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_model_reports_metadata_providers_and_no_tensorflow(http, trained, method):
+    info = expect(http.request(method, "/model"), 200)
+    info = json.loads(info)
+    assert info["model"]["version"] == trained["meta"]["version"]
+    assert info["model"]["files"] == trained["meta"]["files"]
+    assert info["tag"].split(":")[0] == trained["meta"]["name"]
+    assert info["predictor"]["providers"][-1] == "CPUExecutionProvider"
+    assert info["tensorflow_loaded"] is False  # the predictor worker never imported TensorFlow
+    assert info["explainer"]["tensorflow_loaded"] is True  # ...the explainer's worker did
+    assert info["versions"]["bentoml"] and info["versions"]["onnxruntime-gpu"]
+    assert info["limits"]["max_sequences"] == MAX_SEQUENCES
+
+
+def test_builtin_endpoints_stay(http):
+    assert http.get("/livez").status_code == 200
+    assert http.get("/readyz").status_code == 200
+    paths = http.get("/docs.json").json()["paths"]
+    for route in ("/predict", "/predict_fasta", "/predict_onehot", "/predict_one", "/saliency", "/model"):
+        assert route in paths
+
+
+# ------------------------------------------------------------------------------------- predictions
+@pytest.mark.parametrize("rc", [False, True])
+def test_predict_matches_in_process(http, client, predictor, seqs, rc):
+    want = predictor.predict_sequences(seqs, reverse_complement_average=rc)
+    for got in (http.post("/predict", json={"sequences": seqs, "reverse_complement_average": rc}).json(),
+                client.predict(sequences=seqs, reverse_complement_average=rc)):
+        close(got["probability"], want["probability"])
+        close(got["logit"], want["logit"])
+    assert not np.allclose(want["logit"], want["logit"][0])  # a real spread of answers, not a constant
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_predict_fasta_curl_style_and_client(http, client, predictor, seqs, tmp_path, gz):
+    ids = [f"seq{i}" for i in range(len(seqs))]
+    data = fasta_bytes(ids, seqs, gz)
+    path = tmp_path / ("in.fa.gz" if gz else "in.fa")
+    path.write_bytes(data)
+    want = predictor.predict_sequences(seqs)
+    # what `curl -F fasta=@in.fa` sends, and the same with an explicit text type
+    for ctype in ("application/octet-stream", "text/plain"):
+        got = http.post("/predict_fasta", files={"fasta": (path.name, data, ctype)}).json()
+        assert [r["id"] for r in got] == ids
+        close([r["probability"] for r in got], want["probability"])
+        close([r["logit"] for r in got], want["logit"])
+    got = client.predict_fasta(fasta=path)
+    assert [r["id"] for r in got] == ids
+    close([r["logit"] for r in got], want["logit"])
+    rc = client.predict_fasta(fasta=path, reverse_complement_average=True)
+    close([r["logit"] for r in rc], predictor.predict_sequences(seqs, reverse_complement_average=True)["logit"])
+
+
+@pytest.mark.parametrize("layout,dtype", [("NL4", np.uint8), ("NL4", bool), ("NL4", np.float32),
+                                          ("N4L", np.float64)])
+def test_predict_onehot_matches_in_process(http, client, predictor, seqs, tmp_path, layout, dtype):
+    x = encode(seqs)
+    want = predictor.predict_onehot(x)
+    arr = (x if layout == "NL4" else x.transpose(0, 2, 1)).astype(dtype)
+    path = tmp_path / "x.npy"
+    np.save(path, arr)
+    got = http.post("/predict_onehot", files={"array": ("x.npy", path.read_bytes())}).json()
+    close(got["probability"], want["probability"])
+    close(got["logit"], want["logit"])
+    got = client.predict_onehot(array=path, reverse_complement_average=True)
+    close(got["logit"], predictor.predict_onehot(x, reverse_complement_average=True)["logit"])
+
+
+def test_predict_one_strings_and_options(http, client, predictor, seqs):
+    plain = predictor.predict_sequences(seqs[:3])
+    rc = predictor.predict_sequences(seqs[:3], reverse_complement_average=True)
+    got = http.post("/predict_one", json={"sequences": [seqs[0]]}).json()
+    assert len(got) == 1
+    close(got[0]["logit"], plain["logit"][0])
+    items = [seqs[0], {"sequence": seqs[1], "reverse_complement_average": True},
+             {"sequence": seqs[2], "reverse_complement_average": False}]
+    for got in (http.post("/predict_one", json={"sequences": items}).json(), client.predict_one(sequences=items)):
+        close([r["logit"] for r in got], [plain["logit"][0], rc["logit"][1], plain["logit"][2]])
+        close([r["probability"] for r in got], [plain["probability"][0], rc["probability"][1],
+                                                plain["probability"][2]])
+
+
+def _batch_histogram(http) -> tuple[float, float]:
+    """(sum, count) of BentoML's adaptive batch size histogram for predict_one."""
+    text = http.get("/metrics").text
+    total = count = 0.0
+    for line in text.splitlines():
+        if "adaptive_batch_size" in line and 'method_name="predict_one"' in line:
+            name, value = line.rsplit(" ", 1)
+            if name.split("{")[0].endswith("_sum"):
+                total += float(value)
+            elif name.split("{")[0].endswith("_count"):
+                count += float(value)
+    return total, count
+
+
+def test_concurrent_single_sequences_are_batched(server, predictor, seqs):
+    want = predictor.predict_sequences(seqs)["logit"]
+    before_sum, before_count = _batch_histogram(httpx.Client(base_url=server.url))
+
+    def one(i: int) -> float:
+        with httpx.Client(base_url=server.url, timeout=120) as c:
+            r = c.post("/predict_one", json={"sequences": [seqs[i % len(seqs)]]})
+            assert r.status_code == 200, r.text
+            return r.json()[0]["logit"]
+
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(one, range(160)))
+    close(got, [want[i % len(seqs)] for i in range(160)])
+    total, count = _batch_histogram(httpx.Client(base_url=server.url))
+    batches, sequences = count - before_count, total - before_sum
+    assert sequences == 160
+    assert batches < 160, f"{batches} batches for 160 concurrent requests: nothing was batched"
+
+
+# ----------------------------------------------------------------------------------------- saliency
+@pytest.fixture(scope="session")
+def logits_fn(trained):
+    from training.saliency import load_logits_fn
+
+    return load_logits_fn(trained["dir"])
+
+
+@pytest.mark.parametrize("corrected", [False, True])
+def test_saliency_equals_tensorflow_gradient(http, client, logits_fn, seqs, corrected):
+    from training.saliency import gradients
+
+    x = encode(seqs[:MAX_SALIENCY])
+    want = gradients(logits_fn, x, corrected=corrected) * x  # grad x input, computed here with TensorFlow
+    got = http.post("/saliency", json={"sequences": seqs[:MAX_SALIENCY], "corrected": corrected}).json()
+    scores = np.asarray(got["scores"])
+    assert scores.shape == x.shape
+    close(scores, want)
+    assert np.abs(scores).max() > 0
+    close(client.saliency(sequences=seqs[:2], corrected=corrected)["scores"], want[:2])
+
+
+def test_saliency_logo_is_a_png(http, seqs):
+    r = http.post("/saliency_logo", json={"sequence": seqs[0], "corrected": True})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.content[:8] == b"\x89PNG\r\n\x1a\n" and len(r.content) > 1000
+
+
+# -------------------------------------------------------------------------------------- input rules
+def test_invalid_character_names_index_position_character(http, client, seqs):
+    bad = seqs[1][:9] + "X" + seqs[1][10:]
+    for route in ("/predict", "/saliency"):
+        expect(http.post(route, json={"sequences": [seqs[0], bad]}), 400,
+               "sequence 1", "invalid character 'X' at position 10")
+    expect(http.post("/predict_one", json={"sequences": [bad]}), 400, "sequence 0", "'X' at position 10")
+    expect(http.post("/saliency_logo", json={"sequence": bad}), 400, "'X' at position 10")
+    from bentoml.exceptions import BentoMLException
+
+    with pytest.raises(BentoMLException, match="position 10") as info:
+        client.predict(sequences=[bad])
+    assert info.value.error_code == 400
+
+
+def test_wrong_length_names_index_and_length(http, seqs):
+    expect(http.post("/predict", json={"sequences": [seqs[0], seqs[1][:150]]}), 400,
+           "sequence 1", "length 150", "expects 200")
+    expect(http.post("/predict_one", json={"sequences": [seqs[0] + "A"]}), 400, "length 201", "expects 200")
+
+
+@pytest.mark.parametrize("body,fragments", [
+    ({"sequences": []}, ("no sequences given",)),
+    ({"sequences": ["ACGT", 5]}, ("sequences", "string")),
+    ({"sequences": "ACGT"}, ("sequences", "list")),
+    ({}, ("sequences", "required")),
+])
+def test_bad_json_shapes(http, body, fragments):
+    expect(http.post("/predict", json=body), 400, *fragments)
+
+
+def test_malformed_json(http):
+    expect(http.post("/predict", content=b'{"sequences": ["ACG', headers={"content-type": "application/json"}),
+           400, "json")
+
+
+def test_too_many_sequences(http, client, seqs, tmp_path):
+    many = (seqs * 10)[: MAX_SEQUENCES + 1]
+    expect(http.post("/predict", json={"sequences": many}), 413, str(MAX_SEQUENCES + 1), "BINDCNN_MAX_SEQUENCES")
+    expect(http.post("/predict_fasta", files={"fasta": ("m.fa", fasta_bytes(range(len(many)), many))}), 413,
+           "BINDCNN_MAX_SEQUENCES")
+    expect(http.post("/predict_onehot", files={"array": ("m.npy", npy_bytes(encode(many).astype(np.uint8)))}),
+           413, "BINDCNN_MAX_SEQUENCES")
+    expect(http.post("/saliency", json={"sequences": seqs[: MAX_SALIENCY + 1]}), 413,
+           "BINDCNN_MAX_SALIENCY_SEQUENCES")
+
+
+def test_body_too_large(http, seqs):
+    huge = {"sequences": seqs * (MAX_UPLOAD // (200 * len(seqs)) + 1)}
+    expect(http.post("/predict", json=huge), 413, "BINDCNN_MAX_UPLOAD_BYTES")
+
+    def chunks():  # no Content-Length: the cap must hold while streaming
+        yield b'{"sequences": ['
+        for _ in range(MAX_UPLOAD // 100_000 + 1):
+            yield b'"' + b"A" * 100_000 + b'",'
+        yield b'"A"]}'
+
+    expect(http.post("/predict", content=chunks(), headers={"content-type": "application/json"}), 413,
+           "BINDCNN_MAX_UPLOAD_BYTES")
+
+
+@pytest.mark.parametrize("content,fragments", [
+    (b"", ("no records",)),
+    (b"ACGTACGT\n", ("line 1", "before the first '>'")),
+    (b">\nACGT\n", ("line 1", "empty header")),
+    (b">a\n>b\nACGT\n", ("'a'", "no sequence")),
+    (b"\xff\xfe>x\n", ("not UTF-8",)),
+    (gzip.compress(b">x\n" + b"A" * 200 + b"\n")[:-12], ("gzip",)),
+])
+def test_bad_fasta(http, content, fragments):
+    expect(http.post("/predict_fasta", files={"fasta": ("x.fa", content)}), 400, *fragments)
+
+
+def test_fasta_record_errors_name_the_record(http, seqs):
+    bad = seqs[2][:19] + "?" + seqs[2][20:]
+    content = fasta_bytes(["r1", "r2", "r3"], [seqs[0], seqs[1], bad])
+    expect(http.post("/predict_fasta", files={"fasta": ("x.fa", content)}), 400,
+           "record 3", "'r3'", "'?' at position 20")
+    content = fasta_bytes(["r1", "short"], [seqs[0], seqs[1][:120]])
+    expect(http.post("/predict_fasta", files={"fasta": ("x.fa", content)}), 400, "record 2", "'short'", "length 120")
+
+
+def test_gzip_bomb_is_capped(http):
+    bomb = gzip.compress(b">x\n" + b"A" * (MAX_UPLOAD + 1000) + b"\n")
+    assert len(bomb) < MAX_UPLOAD
+    expect(http.post("/predict_fasta", files={"fasta": ("bomb.fa.gz", bomb)}), 413, "uncompressed",
+           "BINDCNN_MAX_UPLOAD_BYTES")
+
+
+def test_file_fields_must_be_multipart_uploads(http):
+    expect(http.post("/predict_fasta", json={"fasta": "/etc/passwd"}), 415, "multipart/form-data", "fasta=@")
+    expect(http.post("/predict_fasta", data={"fasta": "http://127.0.0.1:1/x.fa"},
+                     files={"other": ("o", b"x")}), 400, "'fasta' must be a file upload")
+    expect(http.post("/predict_onehot", files={"wrong": ("x.npy", b"x")}), 400, "array")
+
+
+def test_broken_multipart_is_400(http):
+    expect(http.post("/predict_fasta", content=b"--x\r\n", headers={"content-type": "multipart/form-data"}), 400,
+           "multipart")
+    body = b'--bnd\r\nContent-Disposition: form-data; name="fasta"; filename="a.fa"\r\n\r\n>a\nACGT'  # no end
+    # Starlette drops the unterminated part, so the file is missing
+    expect(http.post("/predict_fasta", content=body, headers={"content-type": "multipart/form-data; boundary=bnd"}),
+           400, "fasta", "Field required")
+    expect(http.post("/predict", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=q"}),
+           400, "multipart")
+
+
+def test_oversized_form_field_is_400(http):
+    big = json.dumps(["A" * 200] * 6000)  # ~1.2 MB as a non-file form field: Starlette's part limit
+    expect(http.post("/predict", data={"sequences": big}, files={"unused": ("u", b"")}), 400,
+           "multipart/form-data", "maximum size")
+    expect(http.post("/predict", data={"sequences": big}), 400, "x-www-form-urlencoded", "maximum size")
+
+
+@pytest.mark.parametrize("array,fragments", [
+    (np.zeros((3, 200, 5), np.float32), ("shape", "(3, 200, 5)")),
+    (np.zeros((3, 200), np.float32), ("shape",)),
+    (np.full((2, 200, 4), np.nan, np.float32), ("NaN",)),
+    (np.full((2, 200, 4), 2, np.uint8), ("0 or 1",)),
+    (np.ones((2, 200, 4), np.uint8), ("sequence 0", "position 1", "more than one base")),
+    (np.array([{"a": 1}], dtype=object), ("object arrays", "refused")),
+    (np.zeros((2, 200, 4), np.complex64), ("dtype",)),
+    (np.zeros((0, 200, 4), np.float32), ("no sequences",)),
+])
+def test_bad_onehot(http, array, fragments):
+    expect(http.post("/predict_onehot", files={"array": ("x.npy", npy_bytes(array))}), 400, *fragments)
+
+
+@pytest.mark.parametrize("content,fragments", [
+    (b"not an array", ("not a readable .npy",)),
+    (npy_bytes(np.zeros((2, 200, 4), np.uint8))[:-100], ("not a readable .npy",)),
+])
+def test_unreadable_npy(http, content, fragments):
+    expect(http.post("/predict_onehot", files={"array": ("x.npy", content)}), 400, *fragments)
+
+
+def test_npz_is_refused(http):
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((2, 200, 4), np.uint8))
+    expect(http.post("/predict_onehot", files={"array": ("x.npz", buf.getvalue())}), 400, ".npz")
+
+
+def test_npy_header_lying_about_its_size(http):
+    """A header that claims more data than the file holds is refused before anything is allocated."""
+    real = npy_bytes(np.zeros((2, 200, 4), np.uint8))
+    lie = real.replace(b"(2, 200, 4)", b"(9, 200, 4)")
+    expect(http.post("/predict_onehot", files={"array": ("x.npy", lie)}), 400, "not a readable .npy")
+
+
+# ------------------------------------------------------------------------------------- start-up
+def test_missing_model_stops_startup_with_what_to_run(trained):
+    srv = Server(env={"BINDCNN_MODEL": "nosuchmodel:latest"})
+    with pytest.raises(RuntimeError) as info:
+        srv.start(timeout=90)
+    srv.stop()
+    assert "python -m training train --name nosuchmodel" in str(info.value)
+
+
+def test_tampered_model_stops_startup(trained, bentoml_home, tmp_path):
+    home = tmp_path / "bentoml"
+    shutil.copytree(bentoml_home / "models", home / "models", symlinks=True)
+    name, version = trained["tag"].split(":")
+    onnx = home / "models" / name / version / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes() + b"\0")
+    srv = Server(env={"BINDCNN_MODEL": trained["tag"], "BENTOML_HOME": str(home)})
+    with pytest.raises(RuntimeError) as info:
+        srv.start(timeout=90)
+    srv.stop()
+    message = str(info.value)
+    assert "model.onnx does not match its sha256" in message and re.search(r"python -m training train", message)
