@@ -18,7 +18,9 @@ log = logging.getLogger("bindcnn.predictor")
 
 GPU_PROVIDERS = ("CUDAExecutionProvider",)
 CPU_PROVIDER = "CPUExecutionProvider"
-DEFAULT_CHUNK = 4096  # sequences per session.run: large enough to amortise, small enough for memory
+# Sequences per session.run: per-call overhead is ~1% at 1024, and the memory arena (on, see session_options)
+# then holds ~35 MB; 4096 doubled the RSS and ran no faster (benchmarks/RESULTS.md).
+DEFAULT_CHUNK = 1024
 
 
 def choose_providers(device: str = "auto") -> list[str]:
@@ -56,8 +58,12 @@ def session_options(threads: int | None = None):
     opts.intra_op_num_threads = threads or int(os.environ.get("BINDCNN_THREADS", 0)) or (os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # The arena keeps the largest batch's buffers forever (1.1 GB after one 10k batch); off, memory stays flat.
-    opts.enable_cpu_mem_arena = False
+    # The arena keeps the largest run's buffers, so the Predictor runs at most DEFAULT_CHUNK sequences at a
+    # time (arena ~35 MB). Off, every run maps and faults in fresh pages: 1.5-2.5x slower at batch 1000-4096.
+    opts.enable_cpu_mem_arena = True
+    # Idle pool threads sleep instead of spinning: on a 2-core machine a spinning thread takes the CPU
+    # from the HTTP server (and from other processes) between runs.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 

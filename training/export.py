@@ -46,7 +46,22 @@ def write_saved_model(model, path: str | os.PathLike) -> None:
 
 
 def write_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET) -> None:
-    """ONNX graph: input `dna` (batch, L, 4) float32 -> outputs `prob` and `logit`, each (batch, 1)."""
+    """ONNX graph: input `dna` (batch, L, 4) float32 -> outputs `prob` and `logit`, each (batch, 1).
+
+    Models of training.model's shape are written by training.onnx_graph in the layout ONNX Runtime runs
+    fastest (~1.5-2x tf2onnx's graph on CPU, see benchmarks/RESULTS.md); any other model goes through tf2onnx."""
+    from training import onnx_graph
+
+    try:
+        proto = onnx_graph.build(model, opset)
+    except onnx_graph.Unsupported:
+        proto = _tf2onnx_graph(model, opset)
+    proto.doc_string = "bindcnn: DNA one-hot (batch, L, 4) in ACGT order -> CTCF binding prob and logit"
+    Path(path).write_bytes(proto.SerializeToString())
+
+
+def _tf2onnx_graph(model, opset: int):
+    """tf2onnx's conversion of the model's (prob, logit) function; batch dimension named `batch`."""
     import tensorflow as tf
     import tf2onnx
 
@@ -63,8 +78,7 @@ def write_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET) -> None:
         dims = value.type.tensor_type.shape.dim
         if dims and not dims[0].dim_value:
             dims[0].dim_param = "batch"
-    proto.doc_string = "bindcnn: DNA one-hot (batch, L, 4) in ACGT order -> CTCF binding prob and logit"
-    Path(path).write_bytes(proto.SerializeToString())
+    return proto
 
 
 def check_parity(model_dir: str | os.PathLike, x: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
