@@ -142,7 +142,7 @@ def cmd_score(args, predictor) -> int:
     chunk = max(args.chunk, getattr(predictor, "batch_size", 0) * getattr(predictor, "workers", 0))
     batches = (sc.fasta_batches(args.input, chunk, skip) if fmt == "fasta"
                else sc.array_batches(args.input, chunk, skip, args.key))
-    total = sc.count_hint(args.input) if fmt != "fasta" else None
+    total = sc.count_hint(args.input, args.key) if fmt != "fasta" else None
     out = sc.open_output(args.output, sc.HEADER, append=args.resume)
     rej = sc.open_output(rejects_path, sc.REJECTS_HEADER, append=args.resume) if rejects_path else None
     progress = _progress(args, "scoring", total)
@@ -181,6 +181,8 @@ def cmd_scan(args, predictor) -> int:
 
     if args.stride < 1:
         raise ValueError(f"--stride must be >= 1, got {args.stride}")
+    if args.resume:
+        raise ValueError("--resume continues a scoring TSV; a scan is re-run whole")
     bedgraph_path = args.bedgraph or (None if (args.bed or args.output) else "-")
     outs = {}
     try:
@@ -234,7 +236,7 @@ def cmd_scan(args, predictor) -> int:
                f"{summary.seconds:.1f} s ({progress.done / max(summary.seconds, 1e-9):,.0f} windows/s, "
                f"{bp_rate:,.0f} bp/s) -> {wrote}")
     if summary.rejected:
-        print(reject_summary(summary, rejects_path), file=sys.stderr)
+        print(reject_summary(summary, rejects_path, note="not in the tracks"), file=sys.stderr)
         return EXIT_REJECTS
     return EXIT_OK
 

@@ -305,7 +305,7 @@ class Progress:
             self._draw(time.perf_counter(), end="\n")
 
 
-def count_hint(path: str | os.PathLike) -> int | None:
+def count_hint(path: str | os.PathLike, keys: list[str] | None = None) -> int | None:
     """The number of records in an array input (None for FASTA, which is streamed once)."""
     fmt = detect_format(path)
     if fmt == "npy":
@@ -314,13 +314,14 @@ def count_hint(path: str | os.PathLike) -> int | None:
         import h5py
 
         with h5py.File(path, "r") as fh:
-            return sum(len(fh[k]) for k in fh.keys() if k.startswith("x_"))
+            return sum(len(fh[k]) for k in (keys or [k for k in fh.keys() if k.startswith("x_")]) if k in fh)
     return None
 
 
-def reject_summary(summary: Summary, rejects_path: str | None, limit: int = 10) -> str:
+def reject_summary(summary: Summary, rejects_path: str | None, limit: int = 10,
+                   note: str = "NA in the output") -> str:
     """A person-readable summary of the rejected records (the first `limit`)."""
-    lines = [f"{summary.rejected:,} record(s) could not be scored (NA in the output)"
+    lines = [f"{summary.rejected:,} record(s) could not be scored ({note})"
              + (f"; all listed in {rejects_path}" if rejects_path else "") + ":"]
     for r in summary.rejects[:limit]:
         lines.append(f"  record {r.index + 1} ({r.id}): {r.reason}")
