@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 SAVED_MODEL_DIR = "saved_model"
@@ -106,6 +108,52 @@ def verify_model_dir(model_dir: str | os.PathLike, need: tuple[str, ...] = (ONNX
                 f"{_HOW_TO_REEXPORT}"
             )
     return meta
+
+
+# The fingerprint: logits of the SavedModel on fixed probe inputs, recorded at export. Each runtime
+# (ONNX Runtime in the predictor, TensorFlow in the explainer) must reproduce them at start-up, so an
+# ONNX file and a SavedModel that do not come from the same weights are refused even when someone
+# rewrote metadata.json's checksums to match them.
+FINGERPRINT_SEED = 20261125
+FINGERPRINT_N = 16
+FINGERPRINT_TOLERANCE = 1e-4  # logit difference relative to max(1, |logit|), fp32 on CPU
+FINGERPRINT_TOLERANCE_GPU = 1e-2  # cuDNN convolutions may run in TF32
+
+
+def probe_inputs(length: int, n: int = FINGERPRINT_N) -> np.ndarray:
+    """The fixed probe batch: (n, length, 4) float32 one-hot (ACGT order), ~2% of positions N (all zeros)."""
+    rng = np.random.default_rng(FINGERPRINT_SEED)
+    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(n, length))]
+    x[rng.random((n, length)) < 0.02] = 0.0
+    return x
+
+
+def check_fingerprint(meta: dict[str, Any], logit: np.ndarray, source: str,
+                      tolerance: float = FINGERPRINT_TOLERANCE) -> float:
+    """Compare logit: (FINGERPRINT_N,) computed by `source` on probe_inputs() with the SavedModel's
+    logits recorded in metadata.json. Returns the largest scaled difference; raises ArtifactError."""
+    model = f"model {meta['name']}:{meta.get('version')}" if "name" in meta else "the exported model"
+    fp = meta.get("fingerprint")
+    if not isinstance(fp, dict) or not isinstance(fp.get("logit"), list):
+        raise ArtifactError(f"{model}: metadata.json has no fingerprint, so ONNX/SavedModel agreement cannot "
+                            f"be checked. {_HOW_TO_REEXPORT}")
+    try:
+        expected = np.asarray(fp["logit"], dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ArtifactError(f"{model}: metadata.json fingerprint is not a list of numbers. {_HOW_TO_REEXPORT}") from None
+    got = np.asarray(logit, dtype=np.float64).reshape(-1)
+    if got.shape != expected.shape:
+        raise ArtifactError(f"{model}: {source} gave {got.size} fingerprint logits, metadata.json records "
+                            f"{expected.size}. {_HOW_TO_REEXPORT}")
+    diff = np.abs(got - expected) / np.maximum(1.0, np.abs(expected))
+    worst = float(np.nan_to_num(diff, nan=np.inf).max())
+    if not worst <= tolerance:
+        raise ArtifactError(
+            f"{model}: {source} disagrees with the SavedModel logits recorded at export (largest difference "
+            f"{worst:.3g} relative to max(1, |logit|), tolerance {tolerance:g}): model.onnx and saved_model/ do "
+            f"not come from the same weights. {_HOW_TO_REEXPORT}"
+        )
+    return worst
 
 
 _HOW_TO_TRAIN = "Train and export one with: python -m training train --name NAME (see README)."

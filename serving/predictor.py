@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from serving.artifact import ONNX_FILE, verify_model_dir
+from serving.artifact import (FINGERPRINT_TOLERANCE, FINGERPRINT_TOLERANCE_GPU, ONNX_FILE, check_fingerprint,
+                              probe_inputs, verify_model_dir)
 from serving.encoding import check_onehot, encode, reverse_complement
 
 log = logging.getLogger("bindcnn.predictor")
@@ -92,6 +93,9 @@ class Predictor:
         self.providers: list[str] = self.session.get_providers()
         if requested[0] != CPU_PROVIDER and self.providers[0] == CPU_PROVIDER:
             log.warning("asked for %s but ONNX Runtime runs on %s (no usable GPU)", requested, self.providers)
+        # Always (16 sequences, ~1 ms): refuse an ONNX file that does not reproduce the SavedModel's logits.
+        check_fingerprint(self.metadata, self._run(probe_inputs(self.length))[1], "the ONNX model (model.onnx)",
+                          FINGERPRINT_TOLERANCE_GPU if self.device == "cuda" else FINGERPRINT_TOLERANCE)
         log.info("model %s:%s on providers %s", self.metadata["name"], self.metadata["version"], self.providers)
 
     @property

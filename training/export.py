@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from serving.artifact import ONNX_FILE, SAVED_MODEL_DIR, write_metadata
+from serving.artifact import (FINGERPRINT_SEED, ONNX_FILE, SAVED_MODEL_DIR, ArtifactError, check_fingerprint,
+                              probe_inputs, write_metadata)
 from serving.encoding import ALPHABET
 from training.model import INPUT_NAME, logit_model
 
@@ -119,6 +120,24 @@ def check_parity(model_dir: str | os.PathLike, x: np.ndarray, tolerance: float =
     return report
 
 
+def fingerprint(model_dir: str | os.PathLike, length: int) -> dict[str, Any]:
+    """The reloaded SavedModel's logits on serving.artifact.probe_inputs(length): (16,) -> metadata
+    'fingerprint', which the predictor (ONNX) and the explainer (TF) must reproduce at start-up."""
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    x = probe_inputs(length)
+    reloaded = tf.saved_model.load(str(Path(model_dir) / SAVED_MODEL_DIR))
+    record = {"probe": f"serving.artifact.probe_inputs(seed {FINGERPRINT_SEED})",
+              "logit": [float(v) for v in reloaded.logits(x).numpy().reshape(-1)]}
+    session = ort.InferenceSession(str(Path(model_dir) / ONNX_FILE), providers=["CPUExecutionProvider"])
+    try:  # as the predictor will at start-up
+        check_fingerprint({"fingerprint": record}, session.run(["logit"], {INPUT_NAME: x})[0], "the ONNX model")
+    except ArtifactError as exc:
+        raise ParityError(str(exc)) from exc
+    return record
+
+
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -154,6 +173,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
             shutil.copy2(src, staging / rel)
         parity = check_parity(staging, x_check)
         length = int(model.input_shape[1])
+        probe = fingerprint(staging, length)
         meta = {
             "name": name,
             "version": new_version(),
@@ -168,6 +188,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
             "parameters": int(model.count_params()),
             **metadata,
             "parity": parity,
+            "fingerprint": probe,
             "packages": package_versions(),
         }
         meta = write_metadata(staging, meta)
