@@ -1,0 +1,543 @@
+"""The whole benchmark suite (`python -m benchmarks`, `make bench`): model throughput vs TensorFlow, encoding, HTTP,
+adaptive batching, start-up, scanning, training, GPU; prints markdown tables (--write also saves them).
+
+    python -m benchmarks [--quick] [--write benchmarks/RESULTS.md] [--model models/NAME] [--skip training,...]
+
+Not part of the test suite. Figures are medians of several runs; the machine may be shared, so compare the
+ratios measured in one run. Exit code 0 when the suite ran (targets missed are reported, not errors), 1 on failure.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import bench_inference as bi
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("inference", "encoding", "http", "batching", "startup", "scanning", "training", "gpu")
+TARGET_ROWS: list[tuple[str, str, str, bool | None, str]] = []  # (target, goal, measured, met, note)
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def target(name: str, goal: str, value: float, threshold: float, unit: str = "x", note: str = "",
+           lower_is_better: bool = False) -> None:
+    met = value <= threshold if lower_is_better else value >= threshold
+    if met:
+        verdict = "met"
+    elif lower_is_better:
+        verdict = f"missed by {value / threshold:.2f}x"
+    else:
+        verdict = f"missed: {value / threshold:.0%} of the target"
+    TARGET_ROWS.append((name, goal, f"{value:.2f}{unit}", met, verdict + (f"; {note}" if note else "")))
+
+
+# ------------------------------------------------------------------------------------------- machine
+def machine() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = platform.processor() or platform.machine()
+    flags = ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = re.search(r"model name\s*:\s*(.*)", info).group(1).strip()
+        flags = re.search(r"flags\s*:\s*(.*)", info).group(1)
+        mhz = float(re.search(r"cpu MHz\s*:\s*([0-9.]+)", info).group(1))
+    except (OSError, AttributeError):
+        mhz = 0.0
+    vers = {"python": platform.python_version()}
+    for dist in ("numpy", "onnxruntime-gpu", "onnx", "tensorflow", "keras", "tf2onnx", "bentoml"):
+        try:
+            vers[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    mem = 0
+    try:
+        mem = int(re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text()).group(1)) // 1024**2
+    except (OSError, AttributeError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "avx512": "avx512f" in flags, "mhz": mhz, "mem_gb": mem,
+            "os": platform.platform(), "versions": vers, "load": os.getloadavg()}
+
+
+# ------------------------------------------------------------------------------------------- model
+def bench_model(work: Path, source: Path | None) -> Path:
+    """An export made by the current code (so model.onnx is what training.export writes today):
+    re-exported from source/model.keras when given (trained weights), else a freshly initialised model."""
+    out = work / "models" / "bench"
+    code = (
+        "import sys, numpy as np\n"
+        "from training import quiet_tensorflow; quiet_tensorflow()\n"
+        "import keras\n"
+        "from training.export import KERAS_FILE, export\n"
+        "from training.model import build_model\n"
+        "from benchmarks.bench_inference import onehot_batch\n"
+        "src = sys.argv[2]\n"
+        "keras.utils.set_random_seed(0)\n"
+        "m = keras.models.load_model(src + '/' + KERAS_FILE) if src else build_model(200)\n"
+        "export(m, sys.argv[1], 'bench', onehot_batch(1024, int(m.input_shape[1]), seed=1),\n"
+        "       {'note': 'benchmark copy' + (' of ' + src if src else ' (untrained weights)')})\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(out), str(source or "")], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if res.returncode != 0:
+        raise RuntimeError(f"exporting the benchmark model failed:\n{res.stderr[-3000:]}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------- 1
+def section_inference(model: Path, work: Path, quick: bool, gflops: float, flops: dict) -> tuple[str, dict]:
+    engines = ["ort", "ort-default", "ort-tf2onnx", "tf", "keras"]
+    res = bi.measure(model, work, engines, rounds=1 if quick else 2, reps=2 if quick else 3,
+                     seconds=0.15 if quick else 0.4)
+    med = res["median"]
+    batches = [str(b) for b in bi.BATCHES]
+    rows = [[f"{bi.ENGINES[e]}"] + [fmt(med[e][b]) for b in batches] for e in engines]
+    rows.append(["**ONNX Runtime (service) / TensorFlow**"] + [f"**{med['ort'][b] / med['tf'][b]:.2f}x**"
+                                                              for b in batches])
+    rows.append(["ONNX Runtime (service) / Keras predict"] + [f"{med['ort'][b] / med['keras'][b]:.1f}x"
+                                                             for b in batches])
+    rows.append(["ONNX Runtime: direct graph / tf2onnx graph (same options)"] +
+                [f"{med['ort'][b] / med['ort-tf2onnx'][b]:.2f}x" for b in batches])
+    per_seq = flops["total"]
+    ceiling = gflops * 1e9 / per_seq
+    best = max(med["ort"].values())
+    text = "## 1. In-process model throughput (sequences/s, median)\n\n" + table(
+        ["engine"] + [f"batch {b}" for b in batches], rows)
+    text += (f"\n\nCompute ceiling: the model costs {per_seq:,} FLOP per sequence (conv "
+             f"{flops.get('conv', 0):,} + dense {flops.get('dense', 0):,} + logit {flops.get('logit', 0):,}; "
+             f"ONNX Runtime computes the conv with 32 filters, 4/3 of that). numpy float32 matmul measured "
+             f"{gflops:,.0f} GFLOP/s on this machine in this run, so the ceiling is ~{fmt(ceiling)} sequences/s; "
+             f"ONNX Runtime's best here ({fmt(best)}/s) is {best / ceiling:.0%} of it.")
+    ratio1000 = med["ort"]["1000"] / med["tf"]["1000"]
+    target("ONNX Runtime at batch 1000 vs TensorFlow", ">= 1x", ratio1000, 1.0,
+           note="limit: MLAS's conv kernel; see note below the table" if ratio1000 < 1 else "")
+    target("ONNX Runtime at batch 1 vs TensorFlow", ">= 20x", med["ort"]["1"] / med["tf"]["1"], 20.0)
+    return text, res
+
+
+# ------------------------------------------------------------------------------------------- 2
+def section_encoding(work: Path, quick: bool, model_rate: float) -> str:
+    from serving.encoding import encode
+    from serving.fasta import read_fasta
+
+    rng = np.random.default_rng(3)
+    letters = np.array(list("ACGT"))
+    n = 20_000 if quick else 100_000
+    seqs = ["".join(r) for r in letters[rng.integers(0, 4, (n, 200))]]
+    fa = work / "encoding.fa"
+    fa.write_text("".join(f">r{i}\n{s[:80]}\n{s[80:160]}\n{s[160:]}\n" for i, s in enumerate(seqs)))
+    reps = 3 if quick else 5
+
+    def best_of(fn) -> float:
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return n / statistics.median(times)
+
+    r_1000 = best_of(lambda: [encode(seqs[i:i + 1000], 200) for i in range(0, n, 1000)])
+    r_all = best_of(lambda: encode(seqs, 200))
+    r_fasta = best_of(lambda: encode([r.sequence for r in read_fasta(fa)], 200))
+    rows = [["`encode`, lists of 1000 strings", fmt(r_1000), f"{r_1000 / model_rate:.1f}x"],
+            [f"`encode`, one list of {n:,} strings", fmt(r_all), f"{r_all / model_rate:.1f}x"],
+            [f"`read_fasta` + `encode`, {n:,} records (80-column file)", fmt(r_fasta), f"{r_fasta / model_rate:.1f}x"]]
+    target("Encoding (strings, 1000 per call) vs model", ">= 5x", r_1000 / model_rate, 5.0)
+    target("FASTA read + encode vs model", ">= 5x", r_fasta / model_rate, 5.0,
+           note="limit: the FASTA reader's per-line Python" if r_fasta / model_rate < 5 else "")
+    return ("## 2. Encoding (sequences/s, median) vs the model (ONNX Runtime, service options, batch 1000: "
+            f"{fmt(model_rate)}/s)\n\n" + table(["path", "sequences/s", "x model"], rows))
+
+
+# ------------------------------------------------------------------------------------------- server
+def start_server(model: Path, work: Path):
+    """Register the model in a private BentoML home and start the real `bentoml serve` (tests/server.py).
+    Returns (server, seconds from launch to /readyz 200)."""
+    home = work / "bentoml"
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ["BENTOML_HOME"] = str(home)
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    from serving.store import register
+    from tests.server import Server
+
+    tag = register(model)
+    server = Server(env={"BINDCNN_MODEL": tag, "BENTOML_HOME": str(home)})
+    t0 = time.perf_counter()
+    server.start(timeout=180)
+    return server, time.perf_counter() - t0
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        return int(re.search(r"VmRSS:\s*(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
+    except (OSError, AttributeError):
+        return float("nan")
+
+
+# ------------------------------------------------------------------------------------------- 3
+def section_http(url: str, quick: bool, model_rate: float) -> str:
+    import httpx
+
+    rng = np.random.default_rng(4)
+    letters = np.array(list("ACGT"))
+    seqs = ["".join(r) for r in letters[rng.integers(0, 4, (1000, 200))]]
+    from serving.encoding import encode
+
+    buf = io.BytesIO()
+    np.save(buf, encode(seqs, 200).astype(np.uint8), allow_pickle=False)  # as serving/client.py sends it
+    npy = buf.getvalue()
+    fasta = "".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)).encode()
+    calls = {
+        "/predict, JSON list of 1000 strings": lambda c: c.post(f"{url}/predict", json={"sequences": seqs}),
+        "/predict_onehot, .npy upload (1000, 200, 4) uint8": lambda c: c.post(
+            f"{url}/predict_onehot", files={"array": ("x.npy", npy, "application/octet-stream")}),
+        "/predict_fasta, FASTA upload of 1000 records": lambda c: c.post(
+            f"{url}/predict_fasta", files={"fasta": ("x.fa", fasta, "application/octet-stream")}),
+    }
+    rows, rates = [], {}
+    reps, per_rep = (3, 3) if quick else (5, 6)
+    with httpx.Client(timeout=120) as client:
+        for name, call in calls.items():
+            for _ in range(2):  # warm-up
+                call(client).raise_for_status()
+            samples = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                for _ in range(per_rep):
+                    r = call(client)
+                    r.raise_for_status()
+                samples.append(1000 * per_rep / (time.perf_counter() - t0))
+            rates[name] = statistics.median(samples)
+            rows.append([name, fmt(rates[name]), f"{rates[name] / model_rate:.0%}"])
+    names = list(calls)
+    target("/predict (1000 strings) vs in-process", ">= 70%", 100 * rates[names[0]] / model_rate, 70.0, unit="%",
+           note="limit: JSON parsing/serialisation in the server process, sharing 2 cores with ONNX Runtime")
+    target("/predict_onehot (.npy) vs in-process", ">= 50%", 100 * rates[names[1]] / model_rate, 50.0, unit="%")
+    return ("## 3. HTTP, one client, requests one after another (sequences/s, median) vs in-process ONNX Runtime "
+            f"at batch 1000 ({fmt(model_rate)}/s)\n\n" + table(["endpoint", "sequences/s", "of in-process"], rows))
+
+
+# ------------------------------------------------------------------------------------------- 4
+def scrape_batches(url: str) -> dict[str, float]:
+    """bentoml_service_adaptive_batch_size histogram of predict_one: {'sum', 'count', 'le=B': cumulative}."""
+    import httpx
+
+    out: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if not line.startswith("bentoml_service_adaptive_batch_size") or 'method_name="predict_one"' not in line:
+            continue
+        value = float(line.rsplit(" ", 1)[1])
+        if "_sum" in line.split("{")[0]:
+            out["sum"] = out.get("sum", 0) + value
+        elif "_count" in line.split("{")[0]:
+            out["count"] = out.get("count", 0) + value
+        elif "_bucket" in line.split("{")[0]:
+            le = re.search(r'le="([^"]+)"', line).group(1)
+            out[f"le={le}"] = out.get(f"le={le}", 0) + value
+    return out
+
+
+async def _clients(url: str, n: int, seconds: float, seqs: list[str]) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    stop = time.perf_counter() + seconds
+
+    async def one(i: int, client) -> None:
+        k = i
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            try:
+                r = await client.post(f"{url}/predict_one", json={"sequences": [seqs[k % len(seqs)]]})
+                if r.status_code == 200 and len(r.json()) == 1:
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            k += n
+
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i, client) for i in range(n)))
+        wall = time.perf_counter() - t0
+    return {"ok": len(latencies), "wall": wall, "lat": latencies, "errors": errors}
+
+
+def section_batching(url: str, quick: bool) -> str:
+    rng = np.random.default_rng(5)
+    letters = np.array(list("ACGT"))
+    seqs = ["".join(r) for r in letters[rng.integers(0, 4, (512, 200))]]
+    seconds = 3.0 if quick else 8.0
+    rows, rates = [], {}
+    for n in (1, 8, 32):
+        asyncio.run(_clients(url, n, 0.5, seqs))  # warm-up
+        before = scrape_batches(url)
+        res = asyncio.run(_clients(url, n, seconds, seqs))
+        after = scrape_batches(url)
+        count = after.get("count", 0) - before.get("count", 0)
+        mean_batch = (after.get("sum", 0) - before.get("sum", 0)) / count if count else float("nan")
+        buckets = sorted(((float(k[3:]), after[k] - before.get(k, 0)) for k in after if k.startswith("le=")
+                          and k != "le=+Inf"))
+        p90 = next((b for b, c in buckets if count and c >= 0.9 * count), float("nan"))
+        lat = np.array(res["lat"]) * 1000
+        rates[n] = res["ok"] / res["wall"]
+        errs = ", ".join(f"{k}: {v}" for k, v in res["errors"].items()) or "0"
+        rows.append([n, fmt(rates[n]), f"{np.percentile(lat, 50):.1f}" if len(lat) else "-",
+                     f"{np.percentile(lat, 99):.1f}" if len(lat) else "-", f"{mean_batch:.1f}",
+                     f"<= {p90:g}", int(count), errs])
+        if n == 32:
+            target("32 concurrent single-sequence clients: errors", "0", float(sum(res["errors"].values())), 0.0,
+                   unit="", lower_is_better=True)
+    target("32 concurrent clients vs 1 client (throughput)", ">= 5x", rates[32] / rates[1], 5.0,
+           note="limit: the Python HTTP/JSON work per request (server and the benchmark's own client share "
+                "the 2 cores), not the model" if rates[32] / rates[1] < 5 else "")
+    return (f"## 4. Adaptive batching: N concurrent clients, one sequence per request to /predict_one, {seconds:g} s "
+            "each\n\n" + table(["clients", "requests/s", "p50 ms", "p99 ms", "mean batch (/metrics)",
+                                "90% of batches", "batches", "errors"], rows)
+            + f"\n\nThroughput 32 clients / 1 client: {rates[32] / rates[1]:.1f}x; 8 / 1: {rates[8] / rates[1]:.1f}x.")
+
+
+# ------------------------------------------------------------------------------------------- 5
+def section_startup(server, ready_s: float, model: Path) -> str:
+    import httpx
+
+    info = httpx.post(f"{server.url}/model", json={}, timeout=60).json()
+    pid = int(info["worker_pid"])
+    code = ("import time, sys; t0 = time.perf_counter()\n"
+            "from serving.predictor import Predictor\n"
+            f"p = Predictor({str(model)!r}, device='cpu')\n"
+            "import re; rss = int(re.search(r'VmRSS:\\s*(\\d+)', open('/proc/self/status').read()).group(1)) / 1024\n"
+            "print(time.perf_counter() - t0, 'tensorflow' in sys.modules, rss)\n")
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+        wall = time.perf_counter() - t0
+        inner, tf_loaded, rss = out.stdout.split()
+        runs.append((wall, float(inner), tf_loaded == "True", float(rss)))
+    wall = statistics.median(r[0] for r in runs)
+    rows = [["`bentoml serve` launch -> /readyz 200 (predictor + TensorFlow explainer workers)", f"{ready_s:.1f} s", ""],
+            ["predictor worker RSS after the benchmarks", f"{rss_mb(pid):.0f} MB",
+             f"TensorFlow loaded in it: {info.get('tensorflow_loaded')}"],
+            ["fresh `python` -> `Predictor(model)` ready (imports + session + fingerprint check)",
+             f"{wall:.2f} s", f"of which imports+load in-process {statistics.median(r[1] for r in runs):.2f} s; "
+                              f"RSS {statistics.median(r[3] for r in runs):.0f} MB; TensorFlow loaded: "
+                              f"{any(r[2] for r in runs)}"]]
+    target("Predictor ready (fresh process)", "<= 3 s", wall, 3.0, unit=" s", lower_is_better=True)
+    ok = not info.get("tensorflow_loaded") and not any(r[2] for r in runs)
+    TARGET_ROWS.append(("Predictor worker without TensorFlow", "not loaded", "not loaded" if ok else "LOADED",
+                        ok, "met" if ok else "missed"))
+    return "## 5. Start-up and memory\n\n" + table(["what", "measured", "notes"], rows)
+
+
+# ------------------------------------------------------------------------------------------- 6
+def section_scanning(model: Path, url: str, work: Path, quick: bool) -> str:
+    from benchmarks.bench_scoring import cli, write_inputs  # the scoring benchmark's own helpers
+    from serving.encoding import encode_one
+    from serving.predictor import Predictor
+    from serving.scan import windows
+
+    bp = 100_000 if quick else 300_000
+    tmp = work / "scan"
+    tmp.mkdir(parents=True, exist_ok=True)
+    _, lfa, _, long = write_inputs(tmp, 10, bp)
+    pred = Predictor(model, device="cpu")
+    view = windows(encode_one(long), pred.length)
+    n_win = len(view)
+
+    def in_process() -> None:
+        for i in range(0, n_win, 4096):
+            pred.predict_onehot(np.ascontiguousarray(view[i:i + 4096]))
+
+    t = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        in_process()
+        t.append(time.perf_counter() - t0)
+    ref = n_win / statistics.median(t)
+    reps = 1 if quick else 3
+    local = statistics.median(cli(["score", str(lfa), "--scan", "--local", "--model", str(model), "--device", "cpu",
+                                   "--bedgraph", str(tmp / "l.bedGraph")]) for _ in range(reps))
+    api = statistics.median(cli(["score", str(lfa), "--scan", "--url", url, "--bedgraph", str(tmp / "u.bedGraph")])
+                            for _ in range(reps))
+    rows = [["in-process: Predictor on the windows (no I/O)", fmt(ref), "1.00"],
+            ["`python -m serving score --scan --local` -> bedGraph (wall, incl. start-up)", fmt(bp / local),
+             f"{bp / local / ref:.2f}"],
+            ["`python -m serving score --scan --url` -> bedGraph (through the API)", fmt(bp / api),
+             f"{bp / api / ref:.2f}"]]
+    return (f"## 6. Scanning a {bp:,} bp sequence at stride 1 (bp/s, median of {reps}; measured with "
+            "benchmarks/bench_scoring.py's helpers; its own full table: `python -m benchmarks.bench_scoring`)\n\n"
+            + table(["path", "bp/s", "of in-process"], rows))
+
+
+# ------------------------------------------------------------------------------------------- 7
+def section_training(quick: bool) -> str:
+    args = ["--epochs", "2"] + (["--limit", "8000"] if quick else [])
+    res = subprocess.run([sys.executable, "-m", "benchmarks.bench_training", *args], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=1800)
+    if res.returncode != 0:
+        raise RuntimeError(f"bench_training failed:\n{res.stderr[-3000:]}")
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    nb, pr = out["notebook"], out["project"]
+    rows = [["notebook-style `model.fit(x, y, batch_size=128)` on numpy arrays"] + [f"{s:.1f}" for s in nb],
+            ["project `training.train.fit` (tf.data shuffle + batch + prefetch, deterministic ops)"]
+            + [f"{s:.1f}" for s in pr],
+            ["project / notebook"] + [f"{p / n:.2f}" for p, n in zip(pr, nb)]]
+    target("Training epoch (steady state, last epoch) vs notebook-style fit", "<= 1x", pr[-1] / nb[-1], 1.0,
+           lower_is_better=True)
+    return (f"## 7. Training: seconds per epoch on {out['data']} ({out['train']:,} training, {out['valid']:,} "
+            "validation sequences; epoch 1 includes tracing)\n\n"
+            + table(["fit"] + [f"epoch {i + 1} (s)" for i in range(len(nb))], rows))
+
+
+# ------------------------------------------------------------------------------------------- 8
+def section_gpu(model: Path, work: Path, quick: bool) -> str:
+    head = "## 8. GPU (CUDA execution provider)\n\n"
+    if not (shutil.which("nvidia-smi") or Path("/dev/nvidia0").exists()):
+        return head + "Not measured: this machine has no GPU (no nvidia-smi, no /dev/nvidia0)."
+    try:
+        res = bi.measure(model, work, ["ort"], rounds=1, reps=2 if quick else 3, device="cuda")
+    except RuntimeError as exc:
+        return head + f"Not measured: the CUDA run failed: {str(exc)[-500:]}"
+    providers = res["info"]["ort"]["providers"]
+    if providers[0] != "CUDAExecutionProvider":
+        return head + f"Not measured: ONNX Runtime fell back to {providers} (no usable CUDA provider)."
+    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                         capture_output=True, text=True).stdout.strip()
+    med = res["median"]["ort"]
+    return head + f"GPU: {gpu}; session.get_providers() = {providers}\n\n" + table(
+        ["engine"] + [f"batch {b}" for b in med], [["ONNX Runtime, CUDA"] + [fmt(v) for v in med.values()]])
+
+
+# ------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="few repetitions and small inputs (for debugging)")
+    p.add_argument("--write", type=Path, help="also write the markdown to this file (e.g. benchmarks/RESULTS.md)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="exported model whose model.keras is re-exported with the current code "
+                        "(default: models/ctcf if present, else freshly initialised weights; speed does not "
+                        "depend on the weights)")
+    p.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {','.join(SECTIONS)}")
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench", help="scratch folder (git-ignored)")
+    args = p.parse_args(argv)
+    skip = {s for s in args.skip.split(",") if s}
+    if skip - set(SECTIONS):
+        p.error(f"unknown section(s) {sorted(skip - set(SECTIONS))}; choose from {', '.join(SECTIONS)}")
+
+    t_start = time.perf_counter()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    source = args.model or (ROOT / "models" / "ctcf" if (ROOT / "models/ctcf/model.keras").exists() else None)
+    say(f"exporting the benchmark model ({'from ' + str(source) if source else 'untrained'}) to {work}/models/bench")
+    model = bench_model(work, source)
+    prep = bi.subprocess_json(["--engine", "prepare", "--model", str(model), "--work", str(work)])
+    gflops = bi.subprocess_json(["--engine", "peak", "--model", str(model)])["gflops"]
+    parts: list[str] = []
+    model_rate = None
+    if "inference" not in skip:
+        say("1. in-process inference (each engine in its own process)")
+        text, res = section_inference(model, work, args.quick, gflops, prep["flops"])
+        parts.append(text)
+        model_rate = res["median"]["ort"]["1000"]
+    if model_rate is None:  # a quick stand-in when section 1 is skipped
+        model_rate = statistics.median(bi.subprocess_json(
+            ["--engine", "ort", "--model", str(model), "--batches", "1000", "--reps", "3"])["rates"]["1000"])
+    if "encoding" not in skip:
+        say("2. encoding")
+        parts.append(section_encoding(work, args.quick, model_rate))
+    server = None
+    if {"http", "batching", "startup", "scanning"} - skip:
+        say("starting bentoml serve (tests/server.py)")
+        server, ready_s = start_server(model, work)
+    try:
+        if "http" not in skip:
+            say("3. HTTP")
+            parts.append(section_http(server.url, args.quick, model_rate))
+        if "batching" not in skip:
+            say("4. adaptive batching")
+            parts.append(section_batching(server.url, args.quick))
+        if "startup" not in skip:
+            say("5. start-up")
+            parts.append(section_startup(server, ready_s, model))
+        if "scanning" not in skip:
+            say("6. scanning")
+            parts.append(section_scanning(model, server.url, work, args.quick))
+    finally:
+        if server is not None:
+            server.stop()
+    if "training" not in skip:
+        say("7. training")
+        parts.append(section_training(args.quick))
+    if "gpu" not in skip:
+        parts.append(section_gpu(model, work, args.quick))
+
+    load_end = os.getloadavg()
+    v = info["versions"]
+    header = [
+        "# bindcnn benchmarks",
+        "",
+        f"Generated by `python -m benchmarks{' ' + ' '.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`"
+        f" on {dt.datetime.now().astimezone().isoformat(timespec='minutes')} in {time.perf_counter() - t_start:.0f} s"
+        f"{' (--quick: few repetitions, small inputs)' if args.quick else ''}.",
+        "",
+        f"- Machine: {info['cpu']}, {info['cores']} cores{' with AVX-512' if info['avx512'] else ''}, "
+        f"{info['mem_gb']} GiB RAM, {info['os']}",
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        f"- Model: {prep['parameters']:,} parameters, {prep['flops']['total']:,} FLOP per 200-nt sequence; "
+        f"exported by the current training/export.py ({'weights of ' + str(source) if source else 'untrained weights: speed does not depend on them'}).",
+        f"- Load average (1 min) at start {info['load'][0]:.1f}, at end {load_end[0]:.1f}: the machine is shared, other "
+        "processes may have been running; figures are medians of several runs and the ratios (measured in the same "
+        "run) are what to compare.",
+        "",
+        "## Targets",
+        "",
+        table(["target", "goal", "measured", "verdict"], [[t, g, m, n] for t, g, m, _, n in TARGET_ROWS]),
+    ]
+    doc = "\n".join(header) + "\n\n" + "\n\n".join(parts) + "\n"
+    print(doc)
+    if args.write:
+        args.write.write_text(doc)
+        say(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

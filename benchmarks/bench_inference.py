@@ -1,0 +1,188 @@
+"""In-process model throughput (sequences/s at several batch sizes) of ONNX Runtime as the service configures
+it, against TensorFlow (reloaded SavedModel through a tf.function) and Keras `model.predict`; plus peak FLOP/s.
+
+Each engine runs in its own process (`python -m benchmarks.bench_inference --engine NAME`, prints JSON), so
+TensorFlow's thread pools never share a process with ONNX Runtime; benchmarks/__main__.py alternates them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BATCHES = (1, 64, 1000, 4096)
+ENGINES = {
+    "ort": "ONNX Runtime, service options (serving.predictor.Predictor)",
+    "ort-default": "ONNX Runtime, default SessionOptions, same model.onnx",
+    "ort-tf2onnx": "ONNX Runtime, service options, tf2onnx's graph of the same weights (before tuning)",
+    "tf": "TensorFlow, reloaded SavedModel `serve` through tf.function",
+    "keras": "Keras `model.predict` (model.keras)",
+}
+
+
+def onehot_batch(n: int, length: int = 200, seed: int = 0) -> np.ndarray:
+    """(n, length, 4) float32 random one-hot DNA."""
+    return np.eye(4, dtype=np.float32)[np.random.default_rng(seed).integers(0, 4, (n, length))]
+
+
+def rate(fn, n: int, reps: int, seconds: float) -> list[float]:
+    """Sequences/s of fn() (n sequences per call): `reps` timed windows of >= `seconds` each, after one warm-up."""
+    fn()
+    out = []
+    for _ in range(reps):
+        calls, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            dt = time.perf_counter() - t0
+            if dt >= seconds:
+                break
+        out.append(n * calls / dt)
+    return out
+
+
+def peak_gflops(size: int = 2048, reps: int = 5) -> float:
+    """Measured float32 matmul GFLOP/s (numpy's BLAS, all cores): the best of `reps` (size x size) products."""
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    b = np.random.default_rng(1).random((size, size), dtype=np.float32)
+    a @ b
+    best = 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def _engine_fn(engine: str, model_dir: Path, work: Path, device: str):
+    """(function x -> outputs, info) for one engine; TensorFlow is imported only by tf/keras/prepare."""
+    if engine.startswith("ort"):
+        import onnxruntime as ort
+
+        from serving.predictor import Predictor, choose_providers
+
+        if engine == "ort":
+            p = Predictor(model_dir, device=device)
+            return (lambda x: p.predict_onehot(x)), {"providers": p.providers, "chunk_size": p.chunk_size}
+        if engine == "ort-default":
+            s = ort.InferenceSession(str(model_dir / "model.onnx"), providers=choose_providers(device))
+        else:
+            from serving.predictor import session_options
+
+            s = ort.InferenceSession(str(work / "tf2onnx.onnx"), session_options(), providers=choose_providers(device))
+        return (lambda x: s.run(["prob", "logit"], {"dna": x})), {"providers": s.get_providers()}
+    from training import quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    if engine == "tf":
+        m = tf.saved_model.load(str(model_dir / "saved_model"))
+        serve = tf.function(lambda x: m.serve(x))
+        return (lambda x: serve(tf.constant(x)).numpy()), {"tensorflow": tf.__version__}
+    import keras
+
+    model = keras.models.load_model(model_dir / "model.keras")
+    return (lambda x: model.predict(x, batch_size=len(x), verbose=0)), {"keras": keras.__version__}
+
+
+def prepare(model_dir: Path, work: Path) -> dict:
+    """Write work/tf2onnx.onnx (tf2onnx's graph of model.keras) and count the model's FLOPs per sequence."""
+    from training import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    from training.export import _tf2onnx_graph
+
+    model = keras.models.load_model(model_dir / "model.keras")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "tf2onnx.onnx").write_bytes(_tf2onnx_graph(model, 17).SerializeToString())
+    return {"flops": flops_per_sequence(model), "parameters": int(model.count_params())}
+
+
+def flops_per_sequence(model) -> dict:
+    """Multiply-adds x 2 of each Conv1D ('same', stride 1) and Dense layer of a Keras model, per sequence.
+    For the notebook CNN: conv 200*19*4*24*2 = 729,600; dense 192*64*2 = 24,576; logit 64*2 = 128."""
+    out = {}
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv1D":
+            k, c, f = layer.get_weights()[0].shape
+            out[layer.name] = int(layer.output.shape[1]) * k * c * f * 2
+        elif kind == "Dense":
+            i, o = layer.get_weights()[0].shape
+            out[layer.name] = i * o * 2
+    out["total"] = sum(out.values())
+    return out
+
+
+def run_engine(engine: str, model_dir: Path, work: Path, batches, reps: int, seconds: float, device: str) -> dict:
+    fn, info = _engine_fn(engine, model_dir, work, device)
+    x = onehot_batch(max(batches))
+    out = {"engine": engine, "info": info, "rates": {}}
+    for n in batches:
+        xb = np.ascontiguousarray(x[:n])
+        out["rates"][str(n)] = rate(lambda: fn(xb), n, reps, seconds)
+    return out
+
+
+def subprocess_json(args: list[str], env: dict | None = None, timeout: float = 900) -> dict:
+    """Run `python -m benchmarks.bench_inference ARGS` and return its JSON (last stdout line)."""
+    res = subprocess.run([sys.executable, "-m", "benchmarks.bench_inference", *args], capture_output=True,
+                         text=True, timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+    if res.returncode != 0:
+        raise RuntimeError(f"bench_inference {' '.join(args)} failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def measure(model_dir: Path, work: Path, engines, batches=BATCHES, rounds: int = 2, reps: int = 3,
+            seconds: float = 0.3, device: str = "cpu") -> dict:
+    """{engine: {batch: median seq/s}, ...}: each engine in its own process, `rounds` times in alternation
+    (ort, tf, keras, ort, tf, keras, ...) so that noise from other processes falls on all of them alike."""
+    samples: dict[str, dict[str, list[float]]] = {e: {str(n): [] for n in batches} for e in engines}
+    info = {}
+    for _ in range(rounds):
+        for engine in engines:
+            # Keras predict at batch 1 is ~50 ms a call: fewer seconds there keep the suite short.
+            res = subprocess_json(["--engine", engine, "--model", str(model_dir), "--work", str(work),
+                                   "--batches", ",".join(map(str, batches)), "--reps", str(reps),
+                                   "--seconds", str(seconds), "--device", device])
+            info[engine] = res["info"]
+            for n, values in res["rates"].items():
+                samples[engine][n].extend(values)
+    return {"median": {e: {n: statistics.median(v) for n, v in s.items()} for e, s in samples.items()},
+            "samples": samples, "info": info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_inference", description=__doc__)
+    p.add_argument("--engine", choices=[*ENGINES, "prepare", "peak"], required=True,
+                   help="which engine to time in this process (prints JSON)")
+    p.add_argument("--model", type=Path, required=True, help="exported model folder (models/<name>)")
+    p.add_argument("--work", type=Path, default=Path("runs/bench"), help="scratch folder (tf2onnx graph)")
+    p.add_argument("--batches", default=",".join(map(str, BATCHES)), help="batch sizes, comma-separated")
+    p.add_argument("--reps", type=int, default=3, help="timed windows per batch size (median reported)")
+    p.add_argument("--seconds", type=float, default=0.3, help="minimum length of one timed window")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="ONNX Runtime device")
+    args = p.parse_args(argv)
+    if args.engine == "prepare":
+        out = prepare(args.model, args.work)
+    elif args.engine == "peak":
+        out = {"gflops": peak_gflops()}
+    else:
+        out = run_engine(args.engine, args.model, args.work, [int(b) for b in args.batches.split(",")],
+                         args.reps, args.seconds, args.device)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
