@@ -28,6 +28,7 @@ from serving.encoding import SequenceError, check_onehot, encode
 from serving.explainer import MODEL_TAG, Explainer, StoreModel, model_dir_of
 from serving.fasta import FastaError, read_fasta
 from serving.http_guard import RequestGuard
+from serving.openapi import ErrorBodyMiddleware, document_validation_errors
 from serving.predictor import Predictor
 
 log = logging.getLogger("bentoml.bindcnn.service")
@@ -131,6 +132,11 @@ class BindCNN:
 
     def _read_npy(self, path: Path) -> np.ndarray:
         """A .npy upload -> x: (N, L, 4) float32 (also accepts (N, 4, L); never unpickles)."""
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
+            raise InvalidArgument("array upload: not a readable .npy file (it does not start with the .npy "
+                                  "magic bytes; write it with numpy.save)")
         try:
             # mmap: the header's shape is checked against the file size before any data is read.
             raw = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -250,3 +256,5 @@ def _file_routes(service) -> dict[str, list[str]]:
 
 BindCNN.add_asgi_middleware(RequestGuard, max_body_bytes=LIMITS.max_upload_bytes,
                             file_fields=_file_routes(BindCNN), get_as_post=("/model",))
+BindCNN.add_asgi_middleware(ErrorBodyMiddleware)  # 4xx bodies as documented: {"error": ...}
+document_validation_errors()  # /docs.json: a 400's detail may be pydantic's error list
