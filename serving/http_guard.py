@@ -10,6 +10,7 @@ that file fields are real uploads, and replays the body to the app.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 Scope = dict[str, Any]
@@ -17,6 +18,8 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+
+MAX_FILENAME_BYTES = 200  # file systems allow 255 for the whole name, suffix included
 
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # BentoML parses both as forms
 
@@ -117,6 +120,12 @@ async def _check_form(scope: Scope, body: bytes, file_fields: frozenset[str]) ->
     except Exception as exc:  # whatever fails here would fail in BentoML's parse as a 500
         return f"malformed {kind} body: {getattr(exc, 'message', None) or exc}"
     try:
+        for name, value in form.multi_items():  # BentoML uses the name as a temp-file suffix
+            if isinstance(value, UploadFile) and value.filename:
+                base = os.path.basename(value.filename)
+                if len(base.encode("utf-8", "surrogateescape")) > MAX_FILENAME_BYTES or "\0" in base:
+                    return (f"form field '{name}': file name too long or not printable "
+                            f"(at most {MAX_FILENAME_BYTES} bytes)")
         for name in sorted(file_fields):
             for value in form.getlist(name):
                 if not isinstance(value, UploadFile):

@@ -333,6 +333,12 @@ def test_file_fields_must_be_multipart_uploads(http):
     expect(http.post("/predict_onehot", files={"wrong": ("x.npy", b"x")}), 400, "array")
 
 
+@pytest.mark.parametrize("filename", ["a" * 300 + ".fa", "é" * 150 + ".fa"])
+def test_hostile_upload_file_names(http, seqs, filename):
+    expect(http.post("/predict_fasta", files={"fasta": (filename, fasta_bytes(["x"], seqs[:1]))}), 400,
+           "file name too long")
+
+
 def test_broken_multipart_is_400(http):
     expect(http.post("/predict_fasta", content=b"--x\r\n", headers={"content-type": "multipart/form-data"}), 400,
            "multipart")
