@@ -22,6 +22,9 @@ CPU_PROVIDER = "CPUExecutionProvider"
 # Sequences per session.run: per-call overhead is ~1% at 1024, and the memory arena (on, see session_options)
 # then holds ~35 MB; 4096 doubled the RSS and ran no faster (benchmarks/RESULTS.md).
 DEFAULT_CHUNK = 1024
+# Batches up to this size run on a second, single-thread session: waking a pool thread costs more than it
+# saves there (~25% more sequences/s at batch 1 on 2 cores; from batch 16 on, two threads win).
+SMALL_BATCH = 8
 
 
 def choose_providers(device: str = "auto") -> list[str]:
@@ -93,6 +96,10 @@ class Predictor:
         self.providers: list[str] = self.session.get_providers()
         if requested[0] != CPU_PROVIDER and self.providers[0] == CPU_PROVIDER:
             log.warning("asked for %s but ONNX Runtime runs on %s (no usable GPU)", requested, self.providers)
+        self._small_session = None
+        if self.device == "cpu" and self.session.get_session_options().intra_op_num_threads > 1:
+            self._small_session = ort.InferenceSession(str(self.model_dir / ONNX_FILE),
+                                                       sess_options=session_options(1), providers=[CPU_PROVIDER])
         # Always (16 sequences, ~1 ms): refuse an ONNX file that does not reproduce the SavedModel's logits.
         check_fingerprint(self.metadata, self._run(probe_inputs(self.length))[1], "the ONNX model (model.onnx)",
                           FINGERPRINT_TOLERANCE_GPU if self.device == "cuda" else FINGERPRINT_TOLERANCE)
@@ -119,9 +126,11 @@ class Predictor:
         """x: (N, L, 4) float32 contiguous -> (prob (N,), logit (N,)) in chunks of chunk_size."""
         prob = np.empty(len(x), dtype=np.float32)
         logit = np.empty(len(x), dtype=np.float32)
+        small = self._small_session is not None and len(x) <= SMALL_BATCH
+        session = self._small_session if small else self.session
         for start in range(0, len(x), self.chunk_size):
             chunk = x[start : start + self.chunk_size]
-            p, z = self.session.run(["prob", "logit"], {self.input_name: chunk})
+            p, z = session.run(["prob", "logit"], {self.input_name: chunk})
             prob[start : start + len(chunk)] = p.reshape(-1)
             logit[start : start + len(chunk)] = z.reshape(-1)
         return prob, logit
