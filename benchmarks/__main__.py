@@ -55,11 +55,15 @@ NOTES = """## Notes: what was tuned, what limits the rest
 - **Encoding** (serving/encoding.py): one-hot rows are copied as single 16-byte items with `take()`, and codes are
   looked up with `take()`: ~3x faster than fancy indexing. `check_onehot` tests 'one base per position' with four
   strided adds instead of a sum over the length-4 axis (2.7 -> 0.7 ms per 1000 sequences).
-- **HTTP limit**: beyond the model, the server spends several ms of CPU per 1000-sequence request in Python
-  (JSON parsing and pydantic validation of 1000 strings, response serialisation, ASGI middleware; for .npy and
-  FASTA uploads the multipart body is parsed twice, by serving/http_guard.py and by BentoML). On 2 cores that CPU
-  competes with ONNX Runtime's, so even with perfect overlap the ceiling is in-process CPU / (server + client CPU)
-  per request: the CPU column of section 3 shows it.
+- **HTTP limit**: a 1000-sequence request costs the model ~3.5 ms (both cores) and everything else ~4-5 ms,
+  mostly single-threaded Python: BentoML's request path (body, JSON + pydantic validation of 1000 strings, the
+  ASGI middleware, the response), the client's own JSON, loopback. A sampling profile of the predictor worker
+  during /predict_onehot put ~70% of the request in `session.run`; the rest was the upload spooled to a
+  temporary file for the `Path` parameter, `check_onehot` (~0.7 ms) and sending the response (multipart parsing
+  itself measured ~0.15 ms). `session.run` itself is ~10-30% slower per request in the server than back-to-back
+  in a loop (caches and the sleeping pool thread are cold after the Python work). With both cores shared, even
+  perfect overlap of requests cannot beat in-process CPU / (server + client CPU) per request: the CPU column of
+  section 3 shows that bound is itself near or below the targets.
 - **Adaptive batching limit**: each single-sequence request costs the server ~1-2 ms of Python CPU (HTTP, pydantic,
   the batching queue, the response) against ~5 us of model time per sequence, so the server saturates at several
   hundred requests/s on 2 cores whatever the batch size; batches do form (see the mean batch size), the per-request
@@ -331,10 +335,13 @@ def section_http(url: str, model: Path, quick: bool, model_rate: float) -> str:
                  f"{statistics.median(ref_cpu) * 1000:.1f}"])
     names = list(calls)
     target("/predict (1000 strings) vs in-process", ">= 70%", 100 * med[names[0]], 70.0, unit="%",
-           note="limit: per-request work in the server outside the model (JSON parse and pydantic validation of "
-                "1000 strings, response serialisation, ASGI/middleware), on the same 2 cores as ONNX Runtime")
+           note="limit: ~4-5 ms per request outside the model (BentoML's request path: body, JSON and pydantic "
+                "validation of 1000 strings, middleware, response; plus the client), against ~3.5 ms of model; "
+                "see the CPU column and the notes")
     target("/predict_onehot (.npy) vs in-process", ">= 50%", 100 * med[names[1]], 50.0, unit="%",
-           note="limit: the 800 kB multipart body is parsed twice (serving/http_guard.py, then BentoML) in Python")
+           note="limit: BentoML's upload path outside the model (the file is spooled to a temporary file for the "
+                "`Path` parameter, then np.load + check_onehot, the response; multipart parsing itself is ~0.15 ms) "
+                "and 800 kB through loopback per request; see the notes")
     return ("## 3. HTTP: one client, requests one after another, 1000 sequences each (sequences/s, median of "
             f"{reps} blocks of {per_rep} requests)\n\nEach block is timed right after a block of the in-process "
             "reference (ONNX Runtime as the service configures it, batch 1000), so both see the same load; the "
