@@ -47,7 +47,8 @@ NOTES = """## Notes: what was tuned, what limits the rest
   most 1024 sequences per `session.run` (arena off cost 1.5-2.5x at batch 1000-4096 from page faults on fresh
   buffers; 1024-sequence chunks keep the arena near 35 MB), idle pool threads sleep instead of spinning (a spinning
   thread takes a core from the HTTP server on a 2-core machine: with spinning on, the server's CPU per
-  1000-sequence /predict request rose from ~10 to ~17 ms). Batches of <= 8 sequences run on a second,
+  1000-sequence /predict request rose from ~10 to ~17 ms; in-process it costs ~30% at batch 64, compare 'default
+  SessionOptions' in section 1). Batches of <= 8 sequences run on a second,
   single-thread session, where waking a pool thread costs more than it saves (batch 1: ~60k -> ~86k/s).
 - **Tried, not kept**: a 1-D Conv graph (no NCHWc path: ~1.3x slower than the blocked 2-D conv); an im2col
   (Gather + MatMul) graph (2x slower); saving ONNX Runtime's optimised model (ONNX Runtime warns the NCHWc form
