@@ -94,10 +94,10 @@ def test_parity_failure_stops_export(trained, tmp_path, monkeypatch):
     model = keras.models.load_model(trained["dir"] / "model.keras")
     real_write_onnx = export_mod.write_onnx
 
-    def write_other_onnx(m, path, opset=export_mod.ONNX_OPSET):  # ONNX from different weights
+    def write_other_onnx(m, path, **kwargs):  # ONNX from different weights
         other = keras.models.clone_model(m)
         other.set_weights([w + 0.05 for w in m.get_weights()])
-        real_write_onnx(other, path, opset)
+        return real_write_onnx(other, path, **kwargs)
 
     monkeypatch.setattr(export_mod, "write_onnx", write_other_onnx)
     x = load_h5(trained["data"]).x["test"][:200]
@@ -115,8 +115,10 @@ def test_reexport_replaces_atomically_and_registers(trained, tmp_path):
     copy = tmp_path / "testctcf"
     shutil.copytree(trained["dir"], copy)
     old = json.loads((copy / "metadata.json").read_text())
-    assert main(["export", "--model", str(copy), "--data", str(trained["data"])]) == 0
+    assert main(["export", "--model", str(copy), "--data", str(trained["data"]), "--onnx-converter", "tf2onnx"]) == 0
     new = json.loads((copy / "metadata.json").read_text())
+    assert old["onnx_converter"] == "direct" and new["onnx_converter"] == "tf2onnx"
+    assert new["parity"]["max_abs_prob_diff"] <= 1e-5  # the tf2onnx graph passes the same check
     assert new["version"] != old["version"] and new["metrics"] == old["metrics"]
     assert [p.name for p in tmp_path.iterdir()] == ["testctcf"]  # no staging or backup left
     tag = f"testctcf:{new['version']}"

@@ -51,7 +51,7 @@ def cmd_train(args) -> int:
 
     train_and_export(args.data, args.name, args.models, epochs=args.epochs,
                      notebook_early_stopping=args.notebook_early_stopping, seed=args.seed,
-                     patience=args.patience, register=not args.no_register)
+                     patience=args.patience, register=not args.no_register, onnx_converter=args.onnx_converter)
     return EXIT_OK
 
 
@@ -78,7 +78,8 @@ def cmd_export(args) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:  # copies: out may be the model's own directory
         plots = {n: Path(shutil.copy2(p, Path(tmp) / n)) for n, p in plots.items()}
-        meta = export(model, out, name, ds.x["test"][:PARITY_SAMPLES], keep, extra_files=plots)
+        meta = export(model, out, name, ds.x["test"][:PARITY_SAMPLES], keep, extra_files=plots,
+                      onnx_converter=args.onnx_converter)
     _say(f"exported {out} version {meta['version']}; parity {json.dumps(meta['parity'])}")
     if not args.no_register:
         _say(f"registered as {register(out)}")
@@ -189,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--notebook-early-stopping", action="store_true",
                    help="the notebook's exact setting: monitor training loss, keep the last weights")
     s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    s.add_argument("--onnx-converter", default="direct", choices=["direct", "tf2onnx"],
+                   help="direct: write the CNN's ONNX graph in ONNX Runtime's fastest layout (default); "
+                   "tf2onnx: convert with tf2onnx. Both are parity-checked against the SavedModel")
     s.add_argument("--no-register", action="store_true", help="do not add it to the BentoML model store")
     s.set_defaults(func=cmd_train)
 
@@ -197,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=Path, help="dataset for the parity check (default: the one it was trained on)")
     s.add_argument("--out", type=Path, help="output folder (default: the model folder itself)")
     s.add_argument("--name", help="model name (default: the current one)")
+    s.add_argument("--onnx-converter", default="direct", choices=["direct", "tf2onnx"],
+                   help="direct: write the CNN's ONNX graph in ONNX Runtime's fastest layout (default); "
+                   "tf2onnx: convert with tf2onnx. Both are parity-checked against the SavedModel")
     s.add_argument("--no-register", action="store_true", help="do not add it to the BentoML model store")
     s.set_defaults(func=cmd_export)
 

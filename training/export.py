@@ -20,6 +20,7 @@ from training.model import INPUT_NAME, logit_model
 
 KERAS_FILE = "model.keras"  # the trained weights, for re-export and fine-tuning
 ONNX_OPSET = 17
+ONNX_CONVERTERS = ("direct", "tf2onnx")
 PARITY_TOLERANCE = 1e-5
 
 
@@ -46,19 +47,25 @@ def write_saved_model(model, path: str | os.PathLike) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def write_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET) -> None:
+def write_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET, converter: str = "direct") -> str:
     """ONNX graph: input `dna` (batch, L, 4) float32 -> outputs `prob` and `logit`, each (batch, 1).
 
-    Models of training.model's shape are written by training.onnx_graph in the layout ONNX Runtime runs
-    fastest (~1.5-2x tf2onnx's graph on CPU, see benchmarks/RESULTS.md); any other model goes through tf2onnx."""
+    converter "direct": models of training.model's shape are written by training.onnx_graph in the layout
+    ONNX Runtime runs fastest (~1.5-2x tf2onnx's graph on CPU, see benchmarks/RESULTS.md), any other
+    model goes through tf2onnx; "tf2onnx": always tf2onnx. Returns the converter used."""
     from training import onnx_graph
 
+    if converter not in ONNX_CONVERTERS:
+        raise ValueError(f"unknown ONNX converter {converter!r}; choose from {', '.join(ONNX_CONVERTERS)}")
     try:
-        proto = onnx_graph.build(model, opset)
+        if converter != "direct":
+            raise onnx_graph.Unsupported("tf2onnx asked for")
+        proto, used = onnx_graph.build(model, opset), "direct"
     except onnx_graph.Unsupported:
-        proto = _tf2onnx_graph(model, opset)
+        proto, used = _tf2onnx_graph(model, opset), "tf2onnx"
     proto.doc_string = "bindcnn: DNA one-hot (batch, L, 4) in ACGT order -> CTCF binding prob and logit"
     Path(path).write_bytes(proto.SerializeToString())
+    return used
 
 
 def _tf2onnx_graph(model, opset: int):
@@ -157,7 +164,7 @@ def new_version(now: dt.datetime | None = None) -> str:
 
 
 def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, metadata: dict[str, Any],
-           extra_files: dict[str, Path] | None = None) -> dict[str, Any]:
+           extra_files: dict[str, Path] | None = None, onnx_converter: str = "direct") -> dict[str, Any]:
     """Write models/<name>/ from one keras model: model.keras, saved_model/, model.onnx, extra files
     (plots), metadata.json. The directory appears only once everything is written and ONNX/TF parity
     on x_check (N, L, 4) held-out data passed; an existing export is replaced in one rename.
@@ -168,7 +175,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
     try:
         model.save(staging / KERAS_FILE)
         write_saved_model(model, staging / SAVED_MODEL_DIR)
-        write_onnx(model, staging / ONNX_FILE)
+        converter = write_onnx(model, staging / ONNX_FILE, converter=onnx_converter)
         for rel, src in (extra_files or {}).items():
             shutil.copy2(src, staging / rel)
         parity = check_parity(staging, x_check)
@@ -185,6 +192,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
             "output_names": ["prob", "logit"],
             "saved_model_endpoints": {"serve": "probability (batch, 1)", "logits": "pre-sigmoid logit (batch, 1)"},
             "onnx_opset": ONNX_OPSET,
+            "onnx_converter": converter,
             "parameters": int(model.count_params()),
             **metadata,
             "parity": parity,

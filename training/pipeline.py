@@ -46,7 +46,7 @@ def training_metadata(ds: Dataset, fit_result, test_prob: np.ndarray, valid_prob
 
 def train_and_export(data: Path | None, name: str, models_root: Path = Path("models"), epochs: int = 100,
                      notebook_early_stopping: bool = False, seed: int = 0, patience: int = 5,
-                     register: bool = True, verbose: bool = True) -> dict[str, Any]:
+                     register: bool = True, verbose: bool = True, onnx_converter: str = "direct") -> dict[str, Any]:
     """Train on `data` (None: the built-in synthetic set), export models_root/name, register it.
     Returns the metadata written."""
     from serving.store import check_name, register as register_model
@@ -76,8 +76,9 @@ def train_and_export(data: Path | None, name: str, models_root: Path = Path("mod
                  "roc_pr.png": plot_curves(ds.y["test"], test_prob, Path(tmp) / "roc_pr.png")}
         check = ds.x["test"][:PARITY_SAMPLES]
         say(f"exporting SavedModel + ONNX to {out_dir} and checking parity on {len(check)} test sequences")
-        meta = export(result.model, out_dir, name, check, meta, extra_files=plots)
+        meta = export(result.model, out_dir, name, check, meta, extra_files=plots, onnx_converter=onnx_converter)
     p = meta["parity"]
+    say(f"ONNX graph written by {meta['onnx_converter']}")
     say(f"parity ONNX vs TensorFlow: max |dprob| {p['max_abs_prob_diff']:.2e}, max |dlogit| "
         f"{p['max_abs_logit_diff']:.2e} (tolerance {p['tolerance']:.0e})")
     if register:
