@@ -18,7 +18,7 @@ from typing import Annotated, Any, Union
 
 import bentoml
 import numpy as np
-from bentoml.exceptions import BentoMLException, InvalidArgument
+from bentoml.exceptions import BentoMLException, InvalidArgument, ServiceUnavailable
 from bentoml.validators import ContentType
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -197,12 +197,28 @@ class BindCNN:
             prob[rc], logit[rc] = both["probability"], both["logit"]
         return [{"probability": p, "logit": z} for p, z in zip(prob.tolist(), logit.tolist())]
 
+    async def _explain(self, method: str, **kwargs):
+        """Call the explainer worker. Its connection can drop under load (it closes an idle keep-alive
+        connection just as this worker reuses it) or while it restarts: retry once, then answer 503."""
+        import asyncio
+
+        import aiohttp
+
+        for attempt in (1, 2):
+            try:
+                return await getattr(self.explainer.to_async, method)(**kwargs)
+            except aiohttp.ClientConnectionError as exc:
+                if attempt == 2:
+                    raise ServiceUnavailable(f"the saliency worker is unavailable ({exc}); retry shortly") from None
+                log.warning("explainer %s: %s; retrying once", method, exc)
+                await asyncio.sleep(0.05)
+
     @bentoml.api
     async def saliency(self, sequences: list[str], corrected: bool = False) -> dict[str, list]:
         """sequences: N strings -> scores: (N, L, 4) grad x input of the logit (TensorFlow explainer).
         corrected: subtract each position's mean gradient over A/C/G/T first."""
         self._encode(sequences, limit=LIMITS.max_saliency_sequences)
-        scores = await self.explainer.to_async.saliency(sequences=sequences, corrected=corrected)
+        scores = await self._explain("saliency", sequences=sequences, corrected=corrected)
         return {"scores": np.asarray(scores, np.float32).tolist()}
 
     @bentoml.api
@@ -211,7 +227,7 @@ class BindCNN:
         from starlette.responses import Response
 
         self._encode([sequence])
-        png = await self.explainer.to_async.logo(sequence=sequence, corrected=corrected)
+        png = await self._explain("logo", sequence=sequence, corrected=corrected)
         return Response(base64.b64decode(png), media_type="image/png")  # type: ignore[return-value]
 
     @bentoml.api(route="/model")

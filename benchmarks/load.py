@@ -1,0 +1,425 @@
+"""Bounded load test of the HTTP service on loopback: N concurrent asyncio clients over mixed endpoints for a
+fixed time, every answer checked against in-process ONNX Runtime, p50/p95/p99 latency and worker RSS reported.
+
+`python -m benchmarks.load --help`. With --kill-after S the predictor worker is SIGKILLed S seconds in: it must
+be restarted and answer again, and requests in flight get an error, never a wrong answer. Exit codes: 0 the
+run met its bounds; 1 errors (or, with --kill-after, wrong answers / no recovery) or memory growth beyond the
+bound; 2 bad arguments or no model.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gzip
+import io
+import json
+import os
+import platform
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+POOL = 512  # distinct sequences the clients draw from
+TOL = 1e-5  # a served probability/logit vs in-process ONNX Runtime
+# Endpoint mix: (name, weight). Saliency is rare: it is ~100x dearer and has its own small cap. /readyz is
+# left out: under concurrent saliency load BentoML 1.4.40's readiness probe of the explainer hangs now and
+# then (RESULTS-reliability.md); `--with-readyz` puts it back to show it.
+MIX = [("predict", 35), ("predict_one", 30), ("predict_fasta", 10), ("predict_onehot", 10), ("saliency", 10),
+       ("model", 5)]
+READYZ = ("readyz", 5)
+# Memory is "flat" when no worker's RSS in the second half of the run exceeds its first-half peak by more.
+RSS_BOUND_MB = 50.0
+
+
+@dataclass
+class Stats:
+    """Outcomes of one run. latencies: endpoint -> seconds of each successful request."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "endpoint: reason" -> count
+    wrong: list[str] = field(default_factory=list)  # answers that came back 200 but wrong
+    error_times: list[float] = field(default_factory=list)  # seconds since start of each error
+    ok_times: list[float] = field(default_factory=list)
+
+    @property
+    def n_ok(self) -> int:
+        return sum(len(v) for v in self.latencies.values())
+
+    @property
+    def n_errors(self) -> int:
+        return sum(self.errors.values())
+
+
+def reference(model_dir: Path, n: int = POOL, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """n random sequences of the model's length and their in-process probability, logit: (n,) each."""
+    from serving.artifact import read_metadata
+    from serving.predictor import Predictor
+
+    meta = read_metadata(model_dir)
+    rng = np.random.default_rng(seed)
+    seqs = ["".join(rng.choice(list("ACGT"), meta["sequence_length"])) for _ in range(n)]
+    out = Predictor(model_dir, device="cpu").predict_sequences(seqs)
+    return seqs, out["probability"], out["logit"]
+
+
+def _npy(x: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, x)
+    return buf.getvalue()
+
+
+async def one_client(client, rng: random.Random, seqs, prob, logit, stats: Stats, t0: float, stop_at: float,
+                     mix=MIX) -> None:
+    """Send requests until stop_at (time.monotonic()); record latency, errors and wrong answers."""
+    import httpx
+
+    from serving.encoding import encode
+
+    names, weights = zip(*mix)
+    while time.monotonic() < stop_at:
+        name = rng.choices(names, weights)[0]
+        k = rng.randint(1, 20)
+        idx = [rng.randrange(len(seqs)) for _ in range(k)]
+        start = time.monotonic()
+        try:
+            if name == "predict":
+                r = await client.post("/predict", json={"sequences": [seqs[i] for i in idx]})
+            elif name == "predict_one":
+                idx = idx[:1]
+                r = await client.post("/predict_one", json={"sequences": [seqs[idx[0]]]})
+            elif name == "predict_fasta":
+                text = "".join(f">r{j}\n{seqs[i]}\n" for j, i in enumerate(idx)).encode()
+                gz = rng.random() < 0.5
+                r = await client.post("/predict_fasta", files={"fasta": ("x.fa.gz" if gz else "x.fa",
+                                                                          gzip.compress(text) if gz else text)})
+            elif name == "predict_onehot":
+                x = encode([seqs[i] for i in idx]).astype(np.uint8)
+                r = await client.post("/predict_onehot", files={"array": ("x.npy", _npy(x))})
+            elif name == "saliency":
+                idx = idx[:1]
+                r = await client.post("/saliency", json={"sequences": [seqs[idx[0]]]})
+            elif name == "model":
+                r = await client.get("/model")
+            else:
+                r = await client.get("/readyz")
+        except httpx.HTTPError as exc:
+            stats.errors[f"{name}: {type(exc).__name__}"] += 1
+            stats.error_times.append(time.monotonic() - t0)
+            await asyncio.sleep(0.05)
+            continue
+        elapsed = time.monotonic() - start
+        if r.status_code != 200:
+            stats.errors[f"{name}: HTTP {r.status_code}"] += 1
+            stats.error_times.append(time.monotonic() - t0)
+            await asyncio.sleep(0.05)
+            continue
+        problem = check_answer(name, r, idx, prob, logit)
+        if problem:
+            stats.wrong.append(f"{name}: {problem}")
+        else:
+            stats.latencies[name].append(elapsed)
+            stats.ok_times.append(time.monotonic() - t0)
+
+
+def check_answer(name: str, r, idx: list[int], prob: np.ndarray, logit: np.ndarray) -> str | None:
+    """None when a 200 answer is right (values within TOL of in-process ONNX Runtime), else what is wrong."""
+    try:
+        body = r.json() if name != "readyz" else None
+    except ValueError:
+        return "not JSON"
+    if name == "predict_one":
+        got_p, got_z = [body[0]["probability"]], [body[0]["logit"]]
+    elif name == "predict_fasta":
+        if [row["id"] for row in body] != [f"r{j}" for j in range(len(idx))]:
+            return "ids out of order"
+        got_p, got_z = [row["probability"] for row in body], [row["logit"] for row in body]
+    elif name in ("predict", "predict_onehot"):
+        got_p, got_z = body["probability"], body["logit"]
+    elif name == "saliency":
+        scores = np.asarray(body["scores"])
+        return None if scores.shape == (1, 200, 4) and np.isfinite(scores).all() else f"scores {scores.shape}"
+    else:
+        return None
+    if len(got_p) != len(idx):
+        return f"{len(got_p)} answers for {len(idx)} sequences"
+    if np.abs(np.asarray(got_p) - prob[idx]).max() > TOL or np.abs(np.asarray(got_z) - logit[idx]).max() > TOL * max(
+            1.0, float(np.abs(logit[idx]).max())):
+        return f"values differ from in-process ONNX Runtime beyond {TOL}"
+    return None
+
+
+def workers(server_pid: int) -> dict[int, str]:
+    """pid -> role of every process of a `bentoml serve` (main, bindcnn predictor, explainer)."""
+    import psutil
+
+    try:
+        main = psutil.Process(server_pid)
+        procs = [main] + main.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return {}
+    out = {}
+    for p in procs:
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        if "--service-name bindcnn-explainer" in cmd:
+            out[p.pid] = "explainer"
+        elif "--service-name bindcnn" in cmd:
+            out[p.pid] = "predictor"
+        elif p.pid == server_pid:
+            out[p.pid] = "bentoml serve (main)"
+        else:
+            out[p.pid] = "other: " + cmd[:60]
+    return out
+
+
+async def sample_rss(server_pid: int, t0: float, stop_at: float, every: float,
+                     samples: list[tuple[float, int, str, float]]) -> None:
+    """Append (seconds, pid, role, RSS MB) of every worker every `every` seconds until stop_at."""
+    import psutil
+
+    while time.monotonic() < stop_at:
+        for pid, role in workers(server_pid).items():
+            try:
+                samples.append((time.monotonic() - t0, pid, role, psutil.Process(pid).memory_info().rss / 2**20))
+            except psutil.Error:
+                pass
+        await asyncio.sleep(every)
+
+
+async def killer(server_pid: int, after: float, t0: float, events: dict) -> None:
+    """SIGKILL the predictor worker `after` seconds in; record when a new one appears."""
+    await asyncio.sleep(after)
+    victims = [pid for pid, role in workers(server_pid).items() if role == "predictor"]
+    if not victims:
+        events["kill_error"] = "no predictor worker found"
+        return
+    os.kill(victims[0], signal.SIGKILL)
+    events.update(killed_pid=victims[0], killed_at=time.monotonic() - t0)
+    while True:
+        await asyncio.sleep(0.1)
+        new = [pid for pid, role in workers(server_pid).items() if role == "predictor" and pid != victims[0]]
+        if new:
+            events.update(new_pid=new[0], respawned_at=time.monotonic() - t0)
+            return
+
+
+async def run_load(url: str, server_pid: int | None, model_dir: Path, clients: int = 32, seconds: float = 60,
+                   kill_after: float | None = None, sample_every: float = 1.0, seed: int = 0,
+                   mix=MIX) -> dict:
+    """Drive the server at url; returns {'stats', 'rss' samples, 'events', 'seconds'}."""
+    import httpx
+
+    seqs, prob, logit = reference(model_dir)
+    stats, samples, events = Stats(), [], {}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        t0 = time.monotonic()
+        stop_at = t0 + seconds
+        tasks = [one_client(client, random.Random(seed + i), seqs, prob, logit, stats, t0, stop_at, mix)
+                 for i in range(clients)]
+        if server_pid:
+            tasks.append(sample_rss(server_pid, t0, stop_at, sample_every, samples))
+            if kill_after is not None:
+                tasks.append(asyncio.wait_for(killer(server_pid, kill_after, t0, events), seconds + 30))
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - t0
+    if "killed_at" in events:
+        after = [t for t in stats.ok_times if t > events["killed_at"]]
+        errs = [t for t in stats.error_times if t >= events["killed_at"]]
+        if errs:
+            events["last_error_at"] = max(errs)
+            later = [t for t in after if t > max(errs)]
+            events["recovered_at"] = min(later) if later else None
+        else:
+            events["recovered_at"] = min(after) if after else None
+    return {"stats": stats, "rss": samples, "events": events, "seconds": elapsed}
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    a = np.asarray(values) * 1000
+    return tuple(float(np.percentile(a, q)) for q in (50, 95, 99)) if len(a) else (float("nan"),) * 3
+
+
+def rss_table(samples, warmup: float) -> tuple[list[str], float]:
+    """Markdown rows per worker pid, and the largest second-half growth over the first-half peak (MB)."""
+    by_pid: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    roles = {}
+    for t, pid, role, mb in samples:
+        by_pid[pid].append((t, mb))
+        roles[pid] = role
+    rows, worst = [], 0.0
+    for pid, series in sorted(by_pid.items(), key=lambda kv: roles[kv[0]]):
+        ts = np.array([t for t, _ in series])
+        mb = np.array([m for _, m in series])
+        steady = mb[ts >= warmup] if (ts >= warmup).sum() >= 4 else mb
+        half = len(steady) // 2
+        growth = float(steady[half:].max() - steady[:half].max()) if half else 0.0
+        worst = max(worst, growth)
+        rows.append(f"| {roles[pid]} | {pid} | {len(mb)} | {mb[0]:.0f} | {steady.min():.0f} | {steady.max():.0f} | "
+                    f"{mb[-1]:.0f} | {growth:+.1f} |")
+    return rows, worst
+
+
+def machine() -> str:
+    import psutil
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from importlib.metadata import version
+
+    return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+            f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
+            f"bentoml {version('bentoml')}, onnxruntime-gpu {version('onnxruntime-gpu')}, httpx {version('httpx')}")
+
+
+def report(result: dict, args, command: str, mix=MIX) -> tuple[str, bool]:
+    """(markdown, passed)."""
+    s: Stats = result["stats"]
+    ev = result["events"]
+    lines = [f"## {'Kill test' if args.kill_after is not None else 'Load test'}: {args.clients} clients, "
+             f"{args.seconds:g} s, mixed endpoints ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+             f"- command: `{command}`", f"- machine: {machine()}",
+             f"- mix (weights): {', '.join(f'{n} {w}' for n, w in mix)}; 1-20 sequences per request "
+             "(1 for predict_one and saliency); every answer checked against in-process ONNX Runtime "
+             f"(|diff| <= {TOL})", ""]
+    total = s.n_ok + s.n_errors + len(s.wrong)
+    all_lat = [x for v in s.latencies.values() for x in v]
+    p50, p95, p99 = percentiles(all_lat)
+    lines += [f"- requests: {total} in {result['seconds']:.1f} s ({total / result['seconds']:.0f}/s); "
+              f"ok {s.n_ok}, errors {s.n_errors}, wrong answers {len(s.wrong)}",
+              f"- latency of successful requests: p50 {p50:.1f} ms, p95 {p95:.1f} ms, **p99 {p99:.1f} ms**", "",
+              "| endpoint | ok | p50 ms | p95 ms | p99 ms |", "| --- | --- | --- | --- | --- |"]
+    for name, _ in mix:
+        if s.latencies.get(name):
+            q = percentiles(s.latencies[name])
+            lines.append(f"| {name} | {len(s.latencies[name])} | {q[0]:.1f} | {q[1]:.1f} | {q[2]:.1f} |")
+    if s.errors:
+        lines += ["", "Errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(s.errors.items()))]
+    if s.wrong:
+        lines += ["", f"Wrong answers ({len(s.wrong)}): " + "; ".join(s.wrong[:10])]
+    passed = not s.wrong
+    if result["rss"]:
+        rows, worst = rss_table(result["rss"], warmup=min(10.0, args.seconds / 4))
+        lines += ["", f"Worker memory (RSS, MB; sampled every {args.sample_every:g} s; growth = peak of the second "
+                  f"half minus peak of the first half after a {min(10.0, args.seconds / 4):g} s warm-up; "
+                  f"bound {RSS_BOUND_MB:g} MB):", "",
+                  "| worker | pid | samples | first | min | max | last | growth |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
+        if args.kill_after is None:
+            flat = worst <= RSS_BOUND_MB
+            lines += ["", f"Memory flat within {RSS_BOUND_MB:g} MB: **{'yes' if flat else 'NO'}** "
+                      f"(largest growth {worst:+.1f} MB)"]
+            passed = passed and flat
+    if args.kill_after is not None:
+        lines += [""]
+        if "killed_at" not in ev:
+            lines.append(f"Kill: FAILED ({ev.get('kill_error', 'never happened')})")
+            passed = False
+        else:
+            rec = ev.get("recovered_at")
+            lines += [f"- predictor worker pid {ev['killed_pid']} SIGKILLed at {ev['killed_at']:.1f} s; "
+                      f"new worker pid {ev.get('new_pid', '-')} seen at "
+                      f"{ev.get('respawned_at', float('nan')):.1f} s",
+                      f"- errors (requests in flight or sent during the outage): {s.n_errors}; "
+                      f"wrong answers: {len(s.wrong)}",
+                      f"- answering again (first success after the last error) at "
+                      f"{rec if rec is None else f'{rec:.1f}'} s"
+                      + ("" if rec is None else f", {rec - ev['killed_at']:.1f} s after the kill")]
+            passed = passed and rec is not None and "new_pid" in ev
+    else:
+        passed = passed and s.n_errors == 0
+    lines += ["", f"Result: **{'PASS' if passed else 'FAIL'}**", ""]
+    return "\n".join(lines), passed
+
+
+def smoke_model(home: Path) -> str:
+    """Train a tiny model into BENTOML_HOME=home (2000 synthetic sequences, 3 epochs); return its tag."""
+    import subprocess
+
+    os.environ["BENTOML_HOME"] = str(home)
+    data = home / "smoke.h5"
+    py = sys.executable
+    subprocess.run([py, "-m", "training", "synthetic", "--out", str(data), "--n", "2000"], check=True,
+                   capture_output=True)
+    subprocess.run([py, "-m", "training", "train", "--data", str(data), "--name", "loadsmoke", "--epochs", "3",
+                    "--models", str(home / "exports")], check=True, capture_output=True)
+    return "loadsmoke:latest"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, default=32, help="concurrent clients (default %(default)s)")
+    p.add_argument("--seconds", type=float, default=60, help="duration (default %(default)s)")
+    p.add_argument("--model", default=os.environ.get("BINDCNN_MODEL", "ctcf:latest"),
+                   help="model tag in the BentoML store (default: $BINDCNN_MODEL or ctcf:latest)")
+    p.add_argument("--smoke", action="store_true", help="train a tiny model into a private BentoML home and use it")
+    p.add_argument("--kill-after", type=float, help="SIGKILL the predictor worker after this many seconds")
+    p.add_argument("--sample-every", type=float, default=1.0, help="RSS sampling period, s (default %(default)s)")
+    p.add_argument("--out", type=Path, help="append the markdown report to this file (e.g. "
+                   "benchmarks/RESULTS-reliability.md)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    p.add_argument("--with-readyz", action="store_true", help="add GET /readyz to the mix (weight 5)")
+    args = p.parse_args(argv)
+    mix = MIX + [READYZ] if args.with_readyz else MIX
+    if args.clients < 1 or args.seconds <= 0 or (args.kill_after is not None and not 0 < args.kill_after < args.seconds):
+        p.error("need clients >= 1, seconds > 0 and 0 < --kill-after < --seconds")
+    command = "python -m benchmarks.load " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    tmp = None
+    if args.smoke:
+        tmp = tempfile.TemporaryDirectory(prefix="bindcnn-load-")
+        args.model = smoke_model(Path(tmp.name))
+    from serving.artifact import ArtifactError
+    from serving.store import resolve
+
+    try:
+        model_dir = resolve(args.model)
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.server import Server  # the same start/stop as the test suite
+
+    srv = Server(env={"BINDCNN_MODEL": args.model, "BENTOML_HOME": os.environ.get("BENTOML_HOME", "")}
+                 if os.environ.get("BENTOML_HOME") else {"BINDCNN_MODEL": args.model})
+    print(f"starting bentoml serve on {srv.url} with {args.model} ...", file=sys.stderr)
+    srv.start()
+    try:
+        print(f"{args.clients} clients for {args.seconds:g} s"
+              + (f", killing the predictor worker at {args.kill_after:g} s" if args.kill_after else ""),
+              file=sys.stderr)
+        result = asyncio.run(run_load(srv.url, srv.proc.pid, model_dir, args.clients, args.seconds,
+                                      args.kill_after, args.sample_every, args.seed, mix))
+    finally:
+        srv.stop()
+        if tmp is not None:
+            tmp.cleanup()
+    text, passed = report(result, args, command, mix)
+    print(text)
+    print(f"server log: {srv.log}", file=sys.stderr)
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write(text + "\n")
+        print(f"appended to {args.out}", file=sys.stderr)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
