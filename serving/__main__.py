@@ -110,14 +110,9 @@ def make_predictor(args):
 
         return HttpPredictor(args.url, batch_size=args.batch_size, workers=args.workers, retries=args.retries,
                              timeout=args.timeout)
-    import glob
-
     from serving.predictor import Predictor
 
-    device = args.device
-    if device == "auto" and not glob.glob("/dev/nvidia[0-9]*"):
-        device = "cpu"  # no NVIDIA device: skip ONNX Runtime's noisy failed attempt to load CUDA
-    return Predictor(args.model, device=device, threads=args.threads)
+    return Predictor(args.model, device=args.device, threads=args.threads)
 
 
 def _say(args, msg: str) -> None:

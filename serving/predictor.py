@@ -27,12 +27,22 @@ DEFAULT_CHUNK = 1024
 SMALL_BATCH = 8
 
 
+def nvidia_device_present() -> bool:
+    """True where the kernel exposes an NVIDIA GPU (/dev/nvidia0, ...). ONNX Runtime's provider list
+    describes the build, not the hardware (FACTS.md), so this is what 'auto' asks."""
+    import glob
+
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
 def choose_providers(device: str = "auto") -> list[str]:
-    """Execution providers to ask for: 'auto' (CUDA if this build has it, then CPU), 'cpu' or 'cuda'."""
+    """Execution providers to ask for: 'auto' (CUDA when this build has it and an NVIDIA device is
+    present, then CPU; without a device it skips ONNX Runtime's noisy failed CUDA load), 'cpu' or 'cuda'
+    (CUDA first even without a visible device, e.g. to prove the fallback)."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
-    if device == "cpu":
+    if device == "cpu" or (device == "auto" and not nvidia_device_present()):
         return [CPU_PROVIDER]
     gpu = [p for p in GPU_PROVIDERS if p in available]
     if device == "cuda" and not gpu:

@@ -3,18 +3,19 @@ predictions with ONNX Runtime in this worker, saliency from the TensorFlow expla
 
 This module and its worker never import TensorFlow (/model reports `tensorflow_loaded`). Endpoints:
 /predict, /predict_fasta, /predict_onehot, /predict_one (adaptive batching), /saliency,
-/saliency_logo, /model; BentoML adds /livez, /readyz, /metrics, /docs.json and the Swagger UI at /.
+/saliency_logo, /scan, /scan_fasta, /variants, /mutagenesis, /mutagenesis_logo, /model; BentoML adds /livez, /readyz, /metrics, /docs.json and the Swagger UI at /.
 """
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import os
 import platform
 import sys
 from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import bentoml
 import numpy as np
@@ -23,10 +24,12 @@ from bentoml.validators import ContentType
 from pydantic import AfterValidator, BaseModel, Field
 
 from serving import limits as limits_mod
+from serving import scan as scan_mod
+from serving import variants as variants_mod
 from serving.artifact import ONNX_FILE
-from serving.encoding import SequenceError, check_onehot, encode
+from serving.encoding import SequenceError, check_onehot, encode, to_codes
 from serving.explainer import MODEL_TAG, Explainer, StoreModel, model_dir_of
-from serving.fasta import FastaError, read_fasta
+from serving.fasta import FastaError, Record, read_fasta
 from serving.http_guard import RequestGuard
 from serving.openapi import ErrorBodyMiddleware, document_validation_errors
 from serving.predictor import Predictor
@@ -66,6 +69,15 @@ def _check_items(items: list[Union[str, OneSequence]]) -> list[Union[str, OneSeq
         except SequenceError as exc:
             raise ValueError(str(exc)) from None
     return items
+
+
+class VariantIn(BaseModel):
+    """A /variants item: 1-based position of the first ref base in the request's sequence."""
+
+    pos: int = Field(ge=1)
+    ref: str = Field(min_length=1, max_length=1000)
+    alt: str = Field(min_length=1, max_length=1000)
+    id: str = ""
 
 
 BatchItems = Annotated[
@@ -108,21 +120,26 @@ class BindCNN:
         except SequenceError as exc:
             raise InvalidArgument(str(exc)) from None
 
-    def _read_fasta(self, path: Path) -> tuple[list[str], np.ndarray]:
-        """A FASTA upload (plain or gzip) -> record ids (N,), x: (N, L, 4) float32."""
-        ids, seqs = [], []
+    def _fasta_records(self, path: Path) -> list[Record]:
+        """A FASTA upload (plain or gzip) -> its records (at most the sequence limit), or 400/413."""
+        records = []
         try:
             for record in read_fasta(path, max_bytes=LIMITS.max_upload_bytes):
-                ids.append(record.id)
-                seqs.append(record.sequence)
-                self._check_count(len(ids))
+                records.append(record)
+                self._check_count(len(records))
         except FastaError as exc:
             if "larger than" in str(exc):
                 raise TooLarge(f"FASTA upload: {exc} (server setting {limits_mod.MAX_UPLOAD_BYTES_ENV})") from None
             raise InvalidArgument(f"FASTA upload: {exc}") from None
-        if not ids:
+        if not records:
             raise InvalidArgument("FASTA upload: the file holds no records (expected '>id' lines followed by "
                                   "sequence lines)")
+        return records
+
+    def _read_fasta(self, path: Path) -> tuple[list[str], np.ndarray]:
+        """A FASTA upload (plain or gzip) -> record ids (N,), x: (N, L, 4) float32."""
+        records = self._fasta_records(path)
+        ids, seqs = [r.id for r in records], [r.sequence for r in records]
         try:
             return ids, encode(seqs, self.length, self.alphabet)
         except SequenceError as exc:
@@ -197,6 +214,120 @@ class BindCNN:
             prob[rc], logit[rc] = both["probability"], both["logit"]
         return [{"probability": p, "logit": z} for p, z in zip(prob.tolist(), logit.tolist())]
 
+    # ------------------------------------------------------- long sequences, variants, mutagenesis
+    def _scan(self, sequence: str, name: str, index: int | None, stride: int, threshold: float, short: str,
+              rc: bool, budget: int) -> dict[str, Any]:
+        """Scan one record (serving.scan) -> its windows in genome coordinates where the id says
+        `chrom:start-end`, and the called sites; at most `budget` windows, else 413."""
+        windows = scan_mod.n_windows(len(sequence), self.length, stride) if len(sequence) >= self.length else 1
+        if windows > budget:
+            raise TooLarge(f"{name}: {len(sequence)} bp at stride {stride} is {windows} windows; the limit is "
+                           f"{LIMITS.max_scan_windows} per request (server setting {limits_mod.MAX_SCAN_WINDOWS_ENV}); "
+                           "use a larger stride or split the sequence")
+        try:
+            result = scan_mod.scan_sequence(self.predictor, sequence, stride, short, rc, rid=name, index=index)
+        except SequenceError as exc:
+            raise InvalidArgument(str(exc) if index is not None else f"{name}: {str(exc).split(': ', 1)[-1]}") from None
+        region = scan_mod.parse_region(name, len(sequence))
+        lo = np.maximum(result.starts, 0) + region.offset
+        hi = result.window_ends() + region.offset
+        return {
+            "id": name, "chrom": region.chrom, "offset": region.offset, "length": len(sequence),
+            "window": self.length, "stride": stride, "padded": result.padded,
+            "start": lo.tolist(), "end": hi.tolist(),
+            "probability": result.probability.tolist(), "logit": result.logit.tolist(),
+            "sites": [{"chrom": region.chrom, "start": a + region.offset, "end": b + region.offset,
+                       "probability": p, "logit": z} for a, b, p, z in scan_mod.call_sites(result, threshold)],
+        }
+
+    @bentoml.api
+    def scan(self, sequence: str, id: str = "sequence", stride: Annotated[int, Field(ge=1)] = 1,
+             threshold: Annotated[float, Field(ge=0, le=1)] = 0.5, short: Literal["reject", "pad"] = "reject",
+             reverse_complement_average: bool = False) -> dict[str, Any]:
+        """One long sequence -> every window of the model's length at `stride`: start, end (BED-style,
+        genome coordinates when `id` is `chrom:start-end`), probability, logit; and `sites`: windows with
+        probability >= threshold, overlapping ones merged (max score). Shorter sequences: 400, or with
+        short="pad" padded with N to one window."""
+        return self._scan(sequence, id, None, stride, threshold, short, reverse_complement_average,
+                          LIMITS.max_scan_windows)
+
+    @bentoml.api
+    def scan_fasta(self, fasta: Path, stride: Annotated[int, Field(ge=1)] = 1,
+                   threshold: Annotated[float, Field(ge=0, le=1)] = 0.5, short: Literal["reject", "pad"] = "reject",
+                   reverse_complement_average: bool = False) -> list[dict[str, Any]]:
+        """Multipart `fasta` (plain or gzip) -> one /scan result per record, in file order."""
+        out, budget = [], LIMITS.max_scan_windows
+        for i, record in enumerate(self._fasta_records(fasta)):
+            result = self._scan(record.sequence, record.id, i, stride, threshold, short,
+                                reverse_complement_average, budget)
+            budget -= len(result["probability"])
+            out.append(result)
+        return out
+
+    @bentoml.api
+    def variants(self, sequence: str, variants: list[VariantIn], id: str = "sequence",
+                 reverse_complement_average: bool = False) -> list[dict[str, Any]]:
+        """A reference sequence and variants (1-based pos of the first ref base in `sequence`, ref, alt)
+        -> per variant: ref/alt probability and logit, delta = alt - ref, and `status` ("ok", or why it
+        was not scored, e.g. a ref that does not match the sequence). Windows of the model's length
+        are centred on each variant."""
+        if not variants:
+            raise InvalidArgument("no variants given")
+        if len(variants) > LIMITS.max_variants:
+            raise TooLarge(f"{len(variants)} variants in one request; the limit is {LIMITS.max_variants} "
+                           f"(server setting {limits_mod.MAX_VARIANTS_ENV})")
+        try:
+            to_codes(sequence, None, self.alphabet)
+        except SequenceError as exc:
+            raise InvalidArgument(str(exc)) from None
+        parsed = []
+        for v in variants:
+            var = variants_mod.Variant(id, v.pos, v.ref, v.alt, v.id)
+            if not set(v.ref + v.alt) <= variants_mod.ALLELE_OK:
+                var.status = f"unsupported allele {v.ref!r}>{v.alt!r} (only A, C, G, T, N sequences)"
+            elif v.pos > len(sequence):
+                var.status = f"position {v.pos} is past the end of the {len(sequence)} bp sequence"
+            else:
+                variants_mod.place_variant(var, sequence, v.pos - 1, self.length, id)
+            parsed.append(var)
+        eff = variants_mod.variant_effects(self.predictor, parsed, reverse_complement_average)
+        out = []
+        for i, v in enumerate(parsed):
+            row: dict[str, Any] = {"id": v.name, "pos": v.pos, "ref": v.ref, "alt": v.alt, "status": v.status}
+            if v.status == "ok":
+                rp, ap = float(eff["ref_probability"][i]), float(eff["alt_probability"][i])
+                rl, al = float(eff["ref_logit"][i]), float(eff["alt_logit"][i])
+                row.update(ref_probability=rp, alt_probability=ap, delta_probability=ap - rp,
+                           ref_logit=rl, alt_logit=al, delta_logit=al - rl)
+            out.append(row)
+        return out
+
+    def _mutagenesis(self, sequence: str, rc: bool) -> tuple[np.ndarray, float]:
+        try:
+            return variants_mod.saturation_mutagenesis(self.predictor, sequence, rc)
+        except SequenceError as exc:
+            raise InvalidArgument(str(exc)) from None
+
+    @bentoml.api
+    def mutagenesis(self, sequence: str, reverse_complement_average: bool = False) -> dict[str, Any]:
+        """In silico saturation mutagenesis of one sequence of the model's length: delta_logit (L, 4) =
+        logit(base b at position i) - logit(sequence), 0 at the reference base; all 4L mutants in one batch."""
+        delta, ref_logit = self._mutagenesis(sequence, reverse_complement_average)
+        return {"ref_logit": ref_logit, "alphabet": self.alphabet, "delta_logit": delta.tolist()}
+
+    @bentoml.api
+    def mutagenesis_logo(self, sequence: str, reverse_complement_average: bool = False
+                         ) -> Annotated[Path, ContentType("image/png")]:
+        """One sequence -> its mutagenesis as a logo PNG (logit changes mean-centred per position)."""
+        import tempfile
+
+        from starlette.responses import Response
+
+        delta, _ = self._mutagenesis(sequence, reverse_complement_average)
+        with tempfile.TemporaryDirectory() as tmp:
+            png = variants_mod.plot_mutagenesis(delta, Path(tmp) / "ism.png").read_bytes()
+        return Response(png, media_type="image/png")  # type: ignore[return-value]
+
     async def _explain(self, method: str, **kwargs):
         """Call the explainer worker. Its connection can drop under load (it closes an idle keep-alive
         connection just as this worker reuses it) or while it restarts: retry once, then answer 503."""
@@ -245,9 +376,7 @@ class BindCNN:
             "tensorflow_loaded": "tensorflow" in sys.modules,
             "worker_pid": os.getpid(),
             "versions": _versions(),
-            "limits": {"max_sequences": LIMITS.max_sequences, "max_upload_bytes": LIMITS.max_upload_bytes,
-                       "max_saliency_sequences": LIMITS.max_saliency_sequences,
-                       "predict_one_max_batch_size": BATCH_MAX_SIZE},
+            "limits": {**dataclasses.asdict(LIMITS), "predict_one_max_batch_size": BATCH_MAX_SIZE},
             "explainer": explainer,
         }
 

@@ -95,6 +95,19 @@ def variant_windows(seq: str, p0: int, ref: str, alt: str, length: int) -> tuple
     return ref_win.ljust(length, "N"), alt_win.ljust(length, "N")
 
 
+def place_variant(v: Variant, seq: str, p0: int, length: int, rid: str) -> None:
+    """Check v.ref against `seq` at 0-based p0 and cut v's ref/alt windows (in place), or set v.status
+    saying what was wrong (ref mismatch, sequence shorter than the model)."""
+    have = seq[p0 : p0 + len(v.ref)]
+    if have.upper() != v.ref.upper():
+        v.status = (f"ref mismatch: the sequence has {have.upper() or '(end)'!r} at {v.chrom}:{v.pos}, "
+                    f"the variant says {v.ref!r}")
+    elif len(seq) < length:
+        v.status = f"sequence {rid!r} is {len(seq)} bp, shorter than the model's {length}"
+    else:
+        v.ref_window, v.alt_window = variant_windows(seq, p0, v.ref, v.alt, length)
+
+
 def locate(variants: list[Variant], fasta: str | os.PathLike, length: int, convention: str = "auto") -> None:
     """Stream the reference FASTA and, for every variant in it, check ref and cut its windows (in
     place: ref_window/alt_window, or status saying what was wrong)."""
@@ -112,15 +125,7 @@ def locate(variants: list[Variant], fasta: str | os.PathLike, length: int, conve
             if id(v) in found or not (0 <= p0 < len(rec.sequence)):
                 continue
             found.add(id(v))
-            have = rec.sequence[p0 : p0 + len(v.ref)]
-            if have.upper() != v.ref.upper():
-                v.status = (f"ref mismatch: the sequence has {have.upper() or '(end)'!r} at {v.chrom}:{v.pos}, "
-                            f"the variant says {v.ref!r}")
-                continue
-            if len(rec.sequence) < length:
-                v.status = f"sequence {rec.id!r} is {len(rec.sequence)} bp, shorter than the model's {length}"
-                continue
-            v.ref_window, v.alt_window = variant_windows(rec.sequence, p0, v.ref, v.alt, length)
+            place_variant(v, rec.sequence, p0, length, rec.id)
     for v in variants:
         if v.status == "ok" and id(v) not in found:
             v.status = f"{v.chrom}:{v.pos} is not inside any sequence of {Path(str(fasta)).name}"

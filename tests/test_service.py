@@ -21,6 +21,7 @@ TOL = 1e-6
 MAX_SEQUENCES = 300
 MAX_UPLOAD = 2 * 1024 * 1024 + 512 * 1024  # above Starlette's 1 MiB part limit, so that one is reachable
 MAX_SALIENCY = 6
+MAX_SCAN_WINDOWS = 5000
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,7 @@ def server(trained):
         "BINDCNN_MAX_SEQUENCES": str(MAX_SEQUENCES),
         "BINDCNN_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
         "BINDCNN_MAX_SALIENCY_SEQUENCES": str(MAX_SALIENCY),
+        "BINDCNN_MAX_SCAN_WINDOWS": str(MAX_SCAN_WINDOWS),
     })
     srv.start()
     yield srv
@@ -413,3 +415,80 @@ def test_tampered_model_stops_startup(trained, bentoml_home, tmp_path):
     srv.stop()
     message = str(info.value)
     assert "model.onnx does not match its sha256" in message and re.search(r"python -m training train", message)
+
+
+# ------------------------------------------------------------ scanning, variants, mutagenesis endpoints
+def test_scan_scores_every_window_in_genome_coordinates(http, predictor, seqs):
+    long_seq = seqs[0] + seqs[1][:60]  # 260 bp
+    r = http.post("/scan", json={"sequence": long_seq, "id": "chr2:1000-1260", "stride": 7, "threshold": 0.0})
+    body = r.json()
+    assert r.status_code == 200, r.text
+    n = (260 - 200) // 7 + 1
+    assert body["chrom"] == "chr2" and body["offset"] == 1000 and len(body["probability"]) == n
+    assert body["start"] == [1000 + 7 * i for i in range(n)] and body["end"] == [1200 + 7 * i for i in range(n)]
+    want = predictor.predict_sequences([long_seq[7 * i: 7 * i + 200] for i in range(n)])
+    close(body["probability"], want["probability"])
+    close(body["logit"], want["logit"])
+    # threshold 0: every window is a hit, and overlapping windows merge into one site spanning them all
+    assert [(s["chrom"], s["start"], s["end"]) for s in body["sites"]] == [("chr2", 1000, 1256)]
+    assert body["sites"][0]["probability"] == pytest.approx(max(body["probability"]))
+
+
+def test_scan_short_bad_and_too_long(http, predictor, seqs):
+    expect(http.post("/scan", json={"sequence": "ACGT" * 10, "id": "tiny"}), 400, "shorter than the model's window")
+    padded = http.post("/scan", json={"sequence": "ACGT" * 10, "short": "pad"}).json()
+    assert padded["padded"] and len(padded["probability"]) == 1
+    left = (200 - 40) // 2
+    close(padded["probability"], predictor.predict_sequences(["N" * left + "ACGT" * 10 + "N" * (160 - left)])["probability"])
+    expect(http.post("/scan", json={"sequence": seqs[0][:150] + "X" + seqs[0][151:] + "ACGT"}), 400,
+           "invalid character 'X' at position 151")
+    expect(http.post("/scan", json={"sequence": "A" * (MAX_SCAN_WINDOWS + 250)}), 413, "BINDCNN_MAX_SCAN_WINDOWS")
+    expect(http.post("/scan", json={"sequence": seqs[0], "stride": 0}), 400, "stride")
+
+
+def test_scan_fasta_upload(http, seqs):
+    fasta = f">a\n{seqs[0]}{seqs[1][:20]}\n>b\n{seqs[2]}\n".encode()
+    r = http.post("/scan_fasta", files={"fasta": ("x.fa", fasta)}, data={"stride": "10"})
+    assert r.status_code == 200, r.text
+    assert [(x["id"], len(x["probability"])) for x in r.json()] == [("a", 3), ("b", 1)]
+
+
+def test_variants_effect_is_alt_minus_ref(http, predictor, seqs):
+    ref_seq = seqs[0] + seqs[1]  # 400 bp
+    p0 = 250
+    alt_base = "A" if ref_seq[p0].upper() != "A" else "C"
+    r = http.post("/variants", json={"sequence": ref_seq, "variants": [
+        {"pos": p0 + 1, "ref": ref_seq[p0], "alt": alt_base, "id": "snv"},
+        {"pos": p0 + 1, "ref": "T" if ref_seq[p0].upper() != "T" else "G", "alt": "A"},
+        {"pos": 9999, "ref": "A", "alt": "C"},
+    ]})
+    assert r.status_code == 200, r.text
+    snv, wrong, outside = r.json()
+    window_ref = ref_seq[p0 - 100: p0 + 100]
+    window_alt = window_ref[:100] + alt_base + window_ref[101:]
+    want = predictor.predict_sequences([window_ref, window_alt])
+    assert snv["status"] == "ok" and snv["id"] == "snv"
+    assert snv["delta_logit"] == pytest.approx(float(want["logit"][1] - want["logit"][0]), abs=1e-5)
+    assert snv["delta_probability"] == pytest.approx(float(want["probability"][1] - want["probability"][0]), abs=1e-6)
+    assert wrong["status"].startswith("ref mismatch") and "delta_logit" not in wrong
+    assert "past the end" in outside["status"]
+    expect(http.post("/variants", json={"sequence": ref_seq, "variants": []}), 400, "no variants")
+    expect(http.post("/variants", json={"sequence": ref_seq, "variants": [{"pos": 0, "ref": "A", "alt": "C"}]}),
+           400, "pos")
+
+
+def test_mutagenesis_matches_single_mutants(http, predictor, seqs):
+    seq = seqs[0]
+    body = http.post("/mutagenesis", json={"sequence": seq}).json()
+    delta = np.asarray(body["delta_logit"])
+    assert delta.shape == (200, 4) and body["alphabet"] == "ACGT"
+    codes = ["ACGT".index(c) if c in "ACGT" else -1 for c in seq.upper()]
+    assert all(delta[i, c] == 0 for i, c in enumerate(codes) if c >= 0)
+    base = predictor.predict_sequences([seq])["logit"][0]
+    for i in (0, 97, 199):
+        for b, letter in enumerate("ACGT"):
+            mutant = seq[:i] + letter + seq[i + 1:]
+            assert delta[i, b] == pytest.approx(predictor.predict_sequences([mutant])["logit"][0] - base, abs=1e-5)
+    png = http.post("/mutagenesis_logo", json={"sequence": seq})
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+    expect(http.post("/mutagenesis", json={"sequence": seq[:-1]}), 400, "length 199")
