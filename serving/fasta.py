@@ -7,8 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
-from dataclasses import dataclass
-from typing import IO, Iterable, Iterator
+from typing import IO, Iterable, Iterator, NamedTuple
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -17,8 +16,7 @@ class FastaError(ValueError):
     """A malformed FASTA file."""
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):  # a tuple: ~3x cheaper to make than a frozen dataclass, per record of a big file
     id: str  # the header up to the first whitespace
     sequence: str
     description: str = ""  # the rest of the header line
