@@ -103,9 +103,6 @@ cleanup() {
   if [[ -n "$CONTAINER" && $KEEP -eq 0 ]]; then
     "$ENGINE" rm -f "$CONTAINER" >/dev/null 2>&1 || true
   fi
-  if [[ -n "${IMAGE:-}" && $SMOKE -eq 1 && $KEEP -eq 0 ]]; then  # a smoke image is a throwaway
-    "$ENGINE" rmi "$IMAGE" >/dev/null 2>&1 || true
-  fi
   if [[ -n "${OWN_WORK:-}" && $KEEP -eq 0 ]]; then rm -rf "$WORK"; fi
   [[ ${#PHASES[@]} -gt 0 || -n "$PHASE" ]] && report
   if [[ $rc -eq 0 ]]; then say "OK"; else say "FAILED (exit $rc)"; fi
@@ -235,8 +232,15 @@ say "bento: $BENTO"
 # ---- containerize ------------------------------------------------------------------------------
 phase "containerize"
 IMAGE="bindcnn:${BENTO#*:}"; [[ $GPU -eq 1 ]] && IMAGE="bindcnn-gpu:${BENTO#*:}"
+OLD_ID=""
+if [[ $SMOKE -eq 1 ]]; then  # one smoke image, replaced by each run (its layers stay the next run's cache)
+  IMAGE="bindcnn-smoke:latest"; [[ $GPU -eq 1 ]] && IMAGE="bindcnn-gpu-smoke:latest"
+  OLD_ID=$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+fi
 "$BENTOML" containerize --backend "$ENGINE" -t "$IMAGE" "$BENTO" >"$WORK/containerize.log" 2>&1 \
   || { tail -40 "$WORK/containerize.log" >&2; die "bentoml containerize failed (log: $WORK/containerize.log)"; }
+NEW_ID=$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+if [[ -n "$OLD_ID" && "$OLD_ID" != "$NEW_ID" ]]; then "$ENGINE" rmi "$OLD_ID" >/dev/null 2>&1 || true; fi
 say "image: $IMAGE ($("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE" 2>/dev/null | awk '{printf "%.0f MB", $1/1e6}'))"
 [[ $BUILD_ONLY -eq 1 ]] && exit 0
 
