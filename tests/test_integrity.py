@@ -193,8 +193,19 @@ def _refuses_to_start(srv: Server, message: str, timeout: float = 150) -> str:
             ready = httpx.get(f"{srv.url}/readyz", timeout=5).status_code == 200
         except httpx.HTTPError:
             pass
+    import psutil
+
+    try:  # BentoML's workers, to be sure none outlives the server (a crash-looping one may escape killpg)
+        workers = psutil.Process(srv.proc.pid).children(recursive=True) if srv.proc else []
+    except psutil.NoSuchProcess:
+        workers = []
     srv.stop()
     thread.join(30)
+    for proc in workers:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
     log = srv.output()
     assert not ready, "the server became ready with a disagreeing model"
     assert message in log, log[-3000:]
