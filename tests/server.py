@@ -35,6 +35,11 @@ class Server:
         self.log = Path(tempfile.mkstemp(prefix="bindcnn-serve-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
 
+    @classmethod
+    def for_model(cls, tag: str, **limits: int) -> "Server":
+        """A server of model `tag` with request limits, e.g. max_sequences=300 -> BINDCNN_MAX_SEQUENCES."""
+        return cls(env={"BINDCNN_MODEL": tag, **{f"BINDCNN_{k.upper()}": str(v) for k, v in limits.items()}})
+
     def start(self, timeout: float = 120.0) -> "Server":
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(

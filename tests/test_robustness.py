@@ -25,15 +25,9 @@ FUZZ_EXAMPLES = 30  # per operation; bounded so the module stays well under a mi
 
 @pytest.fixture(scope="module")
 def server(trained):
-    srv = Server(env={
-        "BINDCNN_MODEL": trained["tag"],
-        "BINDCNN_MAX_SEQUENCES": str(MAX_SEQUENCES),
-        "BINDCNN_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
-        "BINDCNN_MAX_SALIENCY_SEQUENCES": str(MAX_SALIENCY),
-    })
-    srv.start()
-    yield srv
-    srv.stop()
+    with Server.for_model(trained["tag"], max_sequences=MAX_SEQUENCES, max_upload_bytes=MAX_UPLOAD,
+                          max_saliency_sequences=MAX_SALIENCY) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -205,3 +205,40 @@ def test_url_onehot_scan_and_rc_equal_local(server, trained, predictor):
             np.testing.assert_array_equal(a.starts, b.starts)
             np.testing.assert_allclose(a.probability, b.probability, atol=1e-6)
             np.testing.assert_allclose(a.logit, b.logit, rtol=1e-6, atol=1e-6)
+
+
+def test_server_dying_mid_run_is_reported_and_resume_scores_each_record_once(trained, tmp_path):
+    """The service dies while `score --url` runs: the client retries within its bound, exits 1 naming
+    the first record not scored, and a re-run with --resume against a new server completes the output:
+    every record exactly once, in order, with the same numbers as --local."""
+    import re
+    import time
+
+    recs = random_records(40_000, seed=11)
+    fa = tmp_path / "many.fa"
+    write_fasta(recs, fa)
+    out = tmp_path / "out.tsv"
+    argv = [sys.executable, "-m", "serving", "score", str(fa), "--batch-size", "100", "--workers", "1",
+            "--retries", "2", "--timeout", "10", "-o", str(out), "-q"]
+    with Server.for_model(trained["tag"]) as srv:
+        proc = subprocess.Popen(argv + ["--url", srv.url], stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 300):
+            time.sleep(0.05)  # wait until a few hundred rows are written, then kill the service
+    assert proc.poll() is None, "the run finished before the server was stopped; make the input larger"
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == EXIT_FAILED, err
+    m = re.search(r"stopped at record (\d+) .*rows 1-(\d+) are in .*--resume", err)
+    assert m and int(m[1]) == int(m[2]) + 1, err
+    partial = read_tsv(out)
+    assert [r[0] for r in partial[1:]] == [rid for rid, _ in recs[: int(m[2])]]
+
+    with Server.for_model(trained["tag"]) as srv:
+        resumed = subprocess.run(argv + ["--url", srv.url, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == EXIT_OK, resumed.stderr
+    local = tmp_path / "local.tsv"
+    assert main(["score", str(fa), "--model", str(trained["dir"]), "-o", str(local), "-q"]) == EXIT_OK
+    final, want = read_tsv(out), read_tsv(local)
+    assert [r[0] for r in final] == [r[0] for r in want] == ["id"] + [rid for rid, _ in recs]
+    np.testing.assert_allclose(np.array([r[1:] for r in final[1:]], float), np.array([r[1:] for r in want[1:]], float),
+                               rtol=1e-6, atol=1e-6)

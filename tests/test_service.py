@@ -26,16 +26,9 @@ MAX_SCAN_WINDOWS = 5000
 
 @pytest.fixture(scope="session")
 def server(trained):
-    srv = Server(env={
-        "BINDCNN_MODEL": trained["tag"],
-        "BINDCNN_MAX_SEQUENCES": str(MAX_SEQUENCES),
-        "BINDCNN_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
-        "BINDCNN_MAX_SALIENCY_SEQUENCES": str(MAX_SALIENCY),
-        "BINDCNN_MAX_SCAN_WINDOWS": str(MAX_SCAN_WINDOWS),
-    })
-    srv.start()
-    yield srv
-    srv.stop()
+    with Server.for_model(trained["tag"], max_sequences=MAX_SEQUENCES, max_upload_bytes=MAX_UPLOAD,
+                          max_saliency_sequences=MAX_SALIENCY, max_scan_windows=MAX_SCAN_WINDOWS) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

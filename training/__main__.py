@@ -151,6 +151,14 @@ def cmd_saliency(args) -> int:
     return EXIT_OK
 
 
+def _export_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `train` and `export`."""
+    parser.add_argument("--onnx-converter", default="direct", choices=["direct", "tf2onnx"],
+                        help="direct: write the CNN's ONNX graph in ONNX Runtime's fastest layout (default); "
+                        "tf2onnx: convert with tf2onnx. Both are parity-checked against the SavedModel")
+    parser.add_argument("--no-register", action="store_true", help="do not add it to the BentoML model store")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from training.data import DEFAULT_SYNTHETIC_N, ZENODO_TFS
 
@@ -190,10 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--notebook-early-stopping", action="store_true",
                    help="the notebook's exact setting: monitor training loss, keep the last weights")
     s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
-    s.add_argument("--onnx-converter", default="direct", choices=["direct", "tf2onnx"],
-                   help="direct: write the CNN's ONNX graph in ONNX Runtime's fastest layout (default); "
-                   "tf2onnx: convert with tf2onnx. Both are parity-checked against the SavedModel")
-    s.add_argument("--no-register", action="store_true", help="do not add it to the BentoML model store")
+    _export_options(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("export", help="re-export models/NAME from its model.keras (new version, parity checked)")
@@ -201,10 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=Path, help="dataset for the parity check (default: the one it was trained on)")
     s.add_argument("--out", type=Path, help="output folder (default: the model folder itself)")
     s.add_argument("--name", help="model name (default: the current one)")
-    s.add_argument("--onnx-converter", default="direct", choices=["direct", "tf2onnx"],
-                   help="direct: write the CNN's ONNX graph in ONNX Runtime's fastest layout (default); "
-                   "tf2onnx: convert with tf2onnx. Both are parity-checked against the SavedModel")
-    s.add_argument("--no-register", action="store_true", help="do not add it to the BentoML model store")
+    _export_options(s)
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("register", help="add an exported model folder to the BentoML model store")
