@@ -89,18 +89,24 @@ def _tf2onnx_graph(model, opset: int):
     return proto
 
 
-def check_parity(model_dir: str | os.PathLike, x: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
-    """Run the reloaded SavedModel and the ONNX model (ONNX Runtime, CPU) on x: (N, L, 4) float32.
-
-    Probabilities are compared absolutely; logits relative to max(1, |logit|), since float32
-    rounding grows with the logit's size. Raises ParityError beyond `tolerance`; returns the
-    measured differences."""
+def load_runtimes(model_dir: str | os.PathLike):
+    """The exported pair as the two sides will run it: (reloaded SavedModel, ONNX Runtime CPU session)."""
     import onnxruntime as ort
     import tensorflow as tf
 
     model_dir = Path(model_dir)
     reloaded = tf.saved_model.load(str(model_dir / SAVED_MODEL_DIR))
     session = ort.InferenceSession(str(model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
+    return reloaded, session
+
+
+def check_parity(runtimes, x: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
+    """Run the reloaded SavedModel and the ONNX model (load_runtimes) on x: (N, L, 4) float32.
+
+    Probabilities are compared absolutely; logits relative to max(1, |logit|), since float32
+    rounding grows with the logit's size. Raises ParityError beyond `tolerance`; returns the
+    measured differences."""
+    reloaded, session = runtimes
     tf_prob, tf_logit, ox_prob, ox_logit = [], [], [], []
     for start in range(0, len(x), 4096):
         chunk = np.ascontiguousarray(x[start:start + 4096], np.float32)
@@ -127,17 +133,13 @@ def check_parity(model_dir: str | os.PathLike, x: np.ndarray, tolerance: float =
     return report
 
 
-def fingerprint(model_dir: str | os.PathLike, length: int) -> dict[str, Any]:
+def fingerprint(runtimes, length: int) -> dict[str, Any]:
     """The reloaded SavedModel's logits on serving.artifact.probe_inputs(length): (16,) -> metadata
     'fingerprint', which the predictor (ONNX) and the explainer (TF) must reproduce at start-up."""
-    import onnxruntime as ort
-    import tensorflow as tf
-
+    reloaded, session = runtimes
     x = probe_inputs(length)
-    reloaded = tf.saved_model.load(str(Path(model_dir) / SAVED_MODEL_DIR))
     record = {"probe": f"serving.artifact.probe_inputs(seed {FINGERPRINT_SEED})",
               "logit": [float(v) for v in reloaded.logits(x).numpy().reshape(-1)]}
-    session = ort.InferenceSession(str(Path(model_dir) / ONNX_FILE), providers=["CPUExecutionProvider"])
     try:  # as the predictor will at start-up
         check_fingerprint({"fingerprint": record}, session.run(["logit"], {INPUT_NAME: x})[0], "the ONNX model")
     except ArtifactError as exc:
@@ -178,9 +180,10 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
         converter = write_onnx(model, staging / ONNX_FILE, converter=onnx_converter)
         for rel, src in (extra_files or {}).items():
             shutil.copy2(src, staging / rel)
-        parity = check_parity(staging, x_check)
+        runtimes = load_runtimes(staging)
+        parity = check_parity(runtimes, x_check)
         length = int(model.input_shape[1])
-        probe = fingerprint(staging, length)
+        probe = fingerprint(runtimes, length)
         meta = {
             "name": name,
             "version": new_version(),
