@@ -13,7 +13,6 @@ import asyncio
 import datetime as dt
 import gzip
 import io
-import json
 import os
 import platform
 import random

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from serving.encoding import decode, encode, reverse_complement
+from serving.encoding import decode, reverse_complement
 
 
 @pytest.fixture(scope="module")

@@ -60,8 +60,8 @@ def test_effect_equals_alt_minus_ref_and_wrong_ref_is_reported(predictor, refere
              f"s1\t1000\t{s1[999]}\t{other_base(s1[999])}\tlast_base",
              f"s1\t300\t{other_base(s1[299])}\t{s1[299]}\twrong_ref",
              f"chr3\t5101\t{c3[100]}\t{other_base(c3[100])}\tgenome_coords",  # 1-based 5101 = record index 100
-             f"chrX\t10\tA\tG\tnowhere",
-             f"s1\t1001\tA\tG\tpast_end",
+             "chrX\t10\tA\tG\tnowhere",
+             "s1\t1001\tA\tG\tpast_end",
              f"short\t10\t{seqs['short'][9]}\tA\ttoo_short",
              f"s1\t50\t{s1[49]}\t<DEL>\tsymbolic"]
     tsv = tmp_path / "v.tsv"
