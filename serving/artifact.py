@@ -120,6 +120,13 @@ FINGERPRINT_TOLERANCE = 1e-4  # logit difference relative to max(1, |logit|), fp
 FINGERPRINT_TOLERANCE_GPU = 1e-2  # cuDNN convolutions may run in TF32
 
 
+def scaled_difference(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """|got - expected| / max(1, |expected|), elementwise (float64): how logits are compared everywhere.
+    float32 rounding grows with the logit's size, so large logits are judged relative, small ones absolute."""
+    expected = np.asarray(expected, np.float64)
+    return np.abs(np.asarray(got, np.float64) - expected) / np.maximum(1.0, np.abs(expected))
+
+
 def probe_inputs(length: int, n: int = FINGERPRINT_N) -> np.ndarray:
     """The fixed probe batch: (n, length, 4) float32 one-hot (ACGT order), ~2% of positions N (all zeros)."""
     rng = np.random.default_rng(FINGERPRINT_SEED)
@@ -145,8 +152,7 @@ def check_fingerprint(meta: dict[str, Any], logit: np.ndarray, source: str,
     if got.shape != expected.shape:
         raise ArtifactError(f"{model}: {source} gave {got.size} fingerprint logits, metadata.json records "
                             f"{expected.size}. {_HOW_TO_REEXPORT}")
-    diff = np.abs(got - expected) / np.maximum(1.0, np.abs(expected))
-    worst = float(np.nan_to_num(diff, nan=np.inf).max())
+    worst = float(np.nan_to_num(scaled_difference(got, expected), nan=np.inf).max())
     if not worst <= tolerance:
         raise ArtifactError(
             f"{model}: {source} disagrees with the SavedModel logits recorded at export (largest difference "
@@ -156,5 +162,5 @@ def check_fingerprint(meta: dict[str, Any], logit: np.ndarray, source: str,
     return worst
 
 
-_HOW_TO_TRAIN = "Train and export one with: python -m training train --name NAME (see README)."
-_HOW_TO_REEXPORT = "Re-export it with: python -m training train --name NAME, or restore the original files."
+_HOW_TO_TRAIN = "Train and export one with: bindcnn train --name NAME (see README)."
+_HOW_TO_REEXPORT = "Re-export it with: bindcnn train --name NAME, or restore the original files."

@@ -1,6 +1,6 @@
 """HTTP back end of the scoring client: a running bindcnn service seen as a predictor.
 
-HttpPredictor has the same predict_onehot / predict_sequences as serving.predictor.Predictor, and sends
+HttpPredictor follows serving.predictor.PredictorLike as Predictor does, and sends
 requests of `batch_size` sequences concurrently (bounded thread pool), retrying transient failures.
 """
 from __future__ import annotations
@@ -13,8 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from serving.encoding import ALPHABET, encode, reverse_complement
-from serving.predictor import _sigmoid
+from serving.dna import ALPHABET, average_strands, encode, reverse_complement
 
 log = logging.getLogger("bindcnn.client")
 
@@ -142,8 +141,7 @@ class HttpPredictor:
         out = self._map(self._post_array, parts)
         if reverse_complement_average:
             rc = self._map(self._post_array, [reverse_complement(p) for p in parts])
-            logit = (out["logit"] + rc["logit"]) / 2
-            out = {"probability": _sigmoid(logit), "logit": logit}
+            return average_strands(out["logit"], rc["logit"])
         return out
 
     def close(self) -> None:

@@ -13,7 +13,12 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 class FastaError(ValueError):
-    """A malformed FASTA file."""
+    """A malformed FASTA file. line: the 1-based line at fault (None when not one line); reason: the
+    problem alone; too_large: the decompressed size went past the reader's cap."""
+
+    def __init__(self, reason: str, line: int | None = None, too_large: bool = False):
+        self.reason, self.line, self.too_large = reason, line, too_large
+        super().__init__(f"line {line}: {reason}" if line is not None else reason)
 
 
 class Record(NamedTuple):  # a tuple: ~3x cheaper to make than a frozen dataclass, per record of a big file
@@ -53,7 +58,7 @@ class _CappedReader(io.RawIOBase):
         except (EOFError, OSError, gzip.BadGzipFile) as exc:
             raise FastaError(f"the file is not valid gzip or is truncated ({exc})") from exc
         if len(data) > self.left:
-            raise FastaError(f"the file is larger than {self.max_bytes} bytes when uncompressed")
+            raise FastaError(f"the file is larger than {self.max_bytes} bytes when uncompressed", too_large=True)
         self.left -= len(data)
         buf[: len(data)] = data
         return len(data)
@@ -85,15 +90,13 @@ def read_fasta(
                     yield _make_record(header, chunks, header_line, allow_empty)
                 header, chunks, header_line = line[1:].strip(), [], lineno
                 if not header:
-                    raise FastaError(f"line {lineno}: empty header ('>' with no id)")
+                    raise FastaError("empty header ('>' with no id)", lineno)
             else:
                 if header is None:
-                    raise FastaError(
-                        f"line {lineno}: sequence data before the first '>' header (is this FASTA?)"
-                    )
+                    raise FastaError("sequence data before the first '>' header (is this FASTA?)", lineno)
                 chunks.append(line)
     except UnicodeDecodeError as exc:
-        raise FastaError(f"line {lineno + 1}: the file is not UTF-8 text ({exc.reason})") from exc
+        raise FastaError(f"the file is not UTF-8 text ({exc.reason})", lineno + 1) from exc
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
         raise FastaError(f"the file is not valid gzip or is truncated ({exc})") from exc
     if header is not None:
@@ -107,7 +110,7 @@ def _make_record(header: str, chunks: list[str], line: int, allow_empty: bool) -
         rid, _, more = rid.partition("\t")
         desc = (more + " " + desc).strip()
     if not seq and not allow_empty:
-        raise FastaError(f"line {line}: record {rid!r} has no sequence")
+        raise FastaError(f"record {rid!r} has no sequence", line)
     return Record(rid, seq, desc.strip())
 
 

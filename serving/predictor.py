@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from serving.artifact import (FINGERPRINT_TOLERANCE, FINGERPRINT_TOLERANCE_GPU, ONNX_FILE, check_fingerprint,
-                              probe_inputs, verify_model_dir)
-from serving.encoding import check_onehot, encode, reverse_complement
+                              probe_inputs, read_metadata, verify_model_dir)
+from serving.dna import average_strands, check_onehot, encode, reverse_complement
 
 log = logging.getLogger("bindcnn.predictor")
 
@@ -81,18 +81,36 @@ def session_options(threads: int | None = None):
     return opts
 
 
+class PredictorLike(Protocol):
+    """What scoring needs from a predictor: Predictor (in-process) or serving.client.HttpPredictor (a service).
+
+    prefers_strings: True when sequences are cheaper to send as text than as one-hot (the HTTP client);
+    scoring then validates text without encoding it and calls predict_sequences."""
+
+    length: int
+    alphabet: str
+    prefers_strings: bool
+
+    def predict_onehot(self, x: np.ndarray, reverse_complement_average: bool = False) -> dict[str, np.ndarray]: ...
+
+    def predict_sequences(self, sequences: Sequence[str], reverse_complement_average: bool = False
+                          ) -> dict[str, np.ndarray]: ...
+
+
 class Predictor:
     """An ONNX Runtime session over models/<name>/model.onnx plus its metadata.
 
     predict_onehot(x: (N, L, 4) float32) -> {"probability": (N,), "logit": (N,)} float32.
     """
 
+    prefers_strings = False  # in-process: one-hot costs nothing to hand over
+
     def __init__(self, model_dir: str | os.PathLike, device: str = "auto", threads: int | None = None,
                  chunk_size: int = DEFAULT_CHUNK, verify: bool = True):
         import onnxruntime as ort
 
         self.model_dir = Path(model_dir)
-        self.metadata: dict[str, Any] = verify_model_dir(self.model_dir) if verify else _read(self.model_dir)
+        self.metadata: dict[str, Any] = verify_model_dir(self.model_dir) if verify else read_metadata(self.model_dir)
         self.length: int = self.metadata["sequence_length"]
         self.alphabet: str = self.metadata["alphabet"]
         self.input_name: str = self.metadata["input_name"]
@@ -127,9 +145,7 @@ class Predictor:
         x = np.ascontiguousarray(x, dtype=np.float32)
         prob, logit = self._run(x)
         if reverse_complement_average:
-            _, logit_rc = self._run(np.ascontiguousarray(reverse_complement(x)))
-            logit = (logit + logit_rc) / 2
-            prob = _sigmoid(logit)
+            return average_strands(logit, self._run(np.ascontiguousarray(reverse_complement(x)))[1])
         return {"probability": prob, "logit": logit}
 
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,12 +180,3 @@ class Predictor:
             "available_providers": ort.get_available_providers(),
         }
 
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-z.astype(np.float64)))).astype(np.float32)
-
-
-def _read(model_dir: Path) -> dict[str, Any]:
-    from serving.artifact import read_metadata
-
-    return read_metadata(model_dir)

@@ -10,7 +10,9 @@ from pathlib import Path
 from serving.artifact import ONNX_FILE, SAVED_MODEL_DIR, ArtifactError, read_metadata, verify_model_dir
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$")
-DEFAULT_MODEL_TAG = "ctcf:latest"
+DEFAULT_MODEL_NAME = "ctcf"  # the ONE default: models/ctcf, ctcf:latest in the store
+DEFAULT_MODEL_TAG = f"{DEFAULT_MODEL_NAME}:latest"
+DEFAULT_MODEL_DIR = f"models/{DEFAULT_MODEL_NAME}"
 MODEL_ENV = "BINDCNN_MODEL"  # the tag the service loads
 
 
@@ -48,19 +50,24 @@ def register(model_dir: str | os.PathLike) -> str:
     return tag
 
 
+def model_tag() -> str:
+    """The tag the service serves: $BINDCNN_MODEL or the default."""
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL_TAG
+
+
 def resolve(tag: str | None = None) -> Path:
     """The store directory of `tag` (default: $BINDCNN_MODEL or ctcf:latest). Raises ArtifactError
     saying what to run when the model is not in the store."""
     import bentoml
     from bentoml.exceptions import BentoMLException, NotFound
 
-    tag = tag or os.environ.get(MODEL_ENV) or DEFAULT_MODEL_TAG
+    tag = tag or model_tag()
     try:
         return Path(bentoml.models.get(tag).path)
     except (NotFound, BentoMLException, ValueError) as exc:
         name = tag.split(":")[0]
         raise ArtifactError(
             f"model {tag!r} is not in the BentoML model store ({exc}). Train and register it with: "
-            f"python -m training train --name {name}   (or, for an existing models/{name}/: "
-            f"python -m training register --model models/{name})"
+            f"bindcnn train --name {name}   (or, for an existing models/{name}/: "
+            f"bindcnn register --model models/{name})"
         ) from exc

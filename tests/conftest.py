@@ -25,7 +25,7 @@ def bentoml_home() -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_h5(tmp_path_factory) -> Path:
-    from training.data import write_synthetic
+    from training.datasets.synthetic import write_synthetic
 
     return write_synthetic(tmp_path_factory.mktemp("data") / "synthetic.h5", n=TEST_N, seed=7)
 
@@ -38,3 +38,44 @@ def trained(tmp_path_factory, synthetic_h5, bentoml_home) -> dict:
     root = tmp_path_factory.mktemp("models")
     meta = train_and_export(synthetic_h5, TEST_MODEL_NAME, root, epochs=40, seed=0, verbose=False)
     return {"dir": root / TEST_MODEL_NAME, "meta": meta, "tag": meta["bentoml_tag"], "data": synthetic_h5}
+
+
+@pytest.fixture(scope="session")
+def predictor(trained):
+    """The trained test model on ONNX Runtime, CPU."""
+    from serving.predictor import Predictor
+
+    return Predictor(trained["dir"], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    """A real `bentoml serve` of the test model with default limits (test modules with limits override it)."""
+    from serving.service.launch import Server
+
+    with Server(env={"BINDCNN_MODEL": trained["tag"]}) as srv:
+        yield srv
+
+
+class ToyPredictor:
+    """A predictor-like toy without a model (window `length`, default 10): probability = fraction of C in the
+    window, logit = 10 * it, so tests can put high windows exactly where they want. Records batch sizes."""
+
+    alphabet = "ACGT"
+    prefers_strings = False
+
+    def __init__(self, length: int = 10):
+        self.length = length
+        self.batches: list[int] = []
+
+    def predict_onehot(self, x, reverse_complement_average: bool = False):
+        import numpy as np
+
+        self.batches.append(len(x))
+        p = np.asarray(x)[:, :, 1].mean(axis=1).astype(np.float32)
+        return {"probability": p, "logit": 10 * p}
+
+
+@pytest.fixture
+def toy_predictor() -> ToyPredictor:
+    return ToyPredictor()

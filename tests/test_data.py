@@ -5,10 +5,12 @@ import h5py
 import numpy as np
 import pytest
 
-from serving.encoding import decode, encode
+from serving.dna import decode, encode
 from serving.fasta import write_fasta
-from training.data import (DatasetError, dinucleotide_shuffle, fasta_dataset, load_h5, load_jaspar,
-                           synthetic_dataset, write_h5)
+from training.datasets import DatasetError, load_h5, write_h5
+from training.datasets.fasta import dinucleotide_shuffle, fasta_dataset
+from training.datasets.jaspar import load_jaspar
+from training.datasets.synthetic import synthetic_dataset
 
 
 def _ctcf_layout(path, n=(30, 5, 10), length=200, seed=0, **override):

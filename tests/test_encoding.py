@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from serving.encoding import (SequenceError, check_onehot, decode, encode, encode_one, reverse_complement,
+from serving.dna import (SequenceError, check_onehot, decode, encode, encode_one, reverse_complement,
                               to_codes)
 
 
@@ -54,7 +54,8 @@ def test_check_onehot_accepts_layouts_and_dtypes():
     x = encode(["ACGTACGTAC", "NNNNACGTAC"])
     for arr in (x, x.astype(np.float64), x.astype(np.uint8), x.astype(bool), x.transpose(0, 2, 1)):
         np.testing.assert_array_equal(check_onehot(arr, 10), x)
-    assert check_onehot(x[0], 10).shape == (1, 10, 4)
+    with pytest.raises(ValueError, match=r"3 dimensions.*\(N, 10, 4\) or \(N, 4, 10\).*x\[None\]"):
+        check_onehot(x[0], 10)  # one (L, 4) sequence: refused, saying which shapes are accepted
 
 
 @pytest.mark.parametrize("arr, message", [

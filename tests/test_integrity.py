@@ -17,7 +17,7 @@ import pytest
 
 from serving.artifact import (ArtifactError, check_fingerprint, probe_inputs, read_metadata, verify_model_dir,
                               write_metadata)
-from tests.server import Server
+from serving.service.launch import Server
 
 
 def _copy(trained, tmp_path, name="m") -> Path:
@@ -91,7 +91,7 @@ def test_invalid_metadata_values(trained, tmp_path, changes, message):
 
 
 def test_missing_model_dir_and_metadata(tmp_path):
-    with pytest.raises(ArtifactError, match="does not exist.*python -m training train"):
+    with pytest.raises(ArtifactError, match="does not exist.*bindcnn train"):
         verify_model_dir(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArtifactError, match="metadata.json is missing.*not an exported model"):
@@ -130,7 +130,7 @@ def _swap(trained, tmp_path, part: str, name: str) -> Path:
 
 def test_export_records_a_fingerprint_both_runtimes_reproduce(trained):
     from serving.predictor import Predictor
-    from training.saliency import load_logits_fn
+    from serving.attribution import load_logits_fn
 
     meta = trained["meta"]
     fp = meta["fingerprint"]["logit"]
@@ -220,7 +220,7 @@ def test_bentoml_serve_refuses_disagreeing_model(trained, tmp_path, part):
     tag = register(_swap(trained, tmp_path, part, f"swapped-{part.replace('.', '-').replace('_', '-')}"))
     source = "the ONNX model (model.onnx)" if part == "model.onnx" else "the TensorFlow SavedModel (saved_model/)"
     log = _refuses_to_start(Server(env={"BINDCNN_MODEL": tag}), f"{source} disagrees with the SavedModel logits")
-    assert "not come from the same weights. Re-export it with: python -m training train" in log
+    assert "not come from the same weights. Re-export it with: bindcnn train" in log
 
 
 # ------------------------------------------------------------------------------ Ctrl-C in training

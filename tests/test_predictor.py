@@ -4,12 +4,12 @@ import sys
 import numpy as np
 import pytest
 
-from serving.encoding import decode, reverse_complement
+from serving.dna import decode, reverse_complement
 
 
 @pytest.fixture(scope="module")
 def x(trained):
-    from training.data import load_h5
+    from training.datasets import load_h5
 
     return load_h5(trained["data"]).x["test"][:300]
 
@@ -71,7 +71,8 @@ def test_predict_path_does_not_import_tensorflow(trained, tmp_path):
 
     code = ("import sys; from serving.predictor import Predictor; "
             f"p = Predictor({str(trained['dir'])!r}); p.predict_sequences(['A' * 200]); "
-            "import serving.score, serving.scan, serving.variants, serving.client; "
+            "import serving.scoring.score, serving.scoring.scan, serving.scoring.variants, serving.scoring.mutagenesis, "
+            "serving.scoring.outputs, serving.client, serving.cli; "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr

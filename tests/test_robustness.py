@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from tests.server import Server
+from serving.service.launch import Server
 
 MAX_SEQUENCES = 2000
 MAX_UPLOAD = 8 * 1024 * 1024  # a million tiny sequences (5 MB of JSON) reach the count cap
@@ -38,8 +38,8 @@ def http(server):
 
 @pytest.fixture(scope="module")
 def good(trained) -> str:
-    from serving.encoding import decode
-    from training.data import load_h5
+    from serving.dna import decode
+    from training.datasets import load_h5
 
     return decode(load_h5(trained["data"]).x["test"][:1])[0]
 
@@ -54,7 +54,7 @@ def _own_schema() -> dict:
     """The service's OpenAPI document as BentoML generates it (what it serves at /docs.json; see the test
     below). Built at import so schemathesis makes one test per operation (its lazy from_fixture loader
     does not run under pytest 9)."""
-    from serving.service import BindCNN
+    from serving.service.app import BindCNN
 
     return json.loads(json.dumps(BindCNN.openapi_spec.asdict()))
 

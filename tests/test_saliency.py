@@ -5,8 +5,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def attribution(trained):
-    from training.data import load_h5
-    from training.saliency import load_logits_fn
+    from training.datasets import load_h5
+    from serving.attribution import load_logits_fn
 
     ds = load_h5(trained["data"])
     motif = ds.motif["test"]
@@ -19,7 +19,7 @@ def test_saliency_is_gradient_times_input(attribution, trained):
     import tensorflow as tf
 
     from training.model import logit_model
-    from training.saliency import gradients, saliency
+    from serving.attribution import gradients, saliency
 
     fn, x, _ = attribution
     x = x[:16]
@@ -42,7 +42,8 @@ def test_top_attributions_fall_inside_the_motif(attribution):
     """Measure: among the 19 positions with the highest attribution (the motif's width), the fraction
     inside the recorded motif; chance is 19/200 = 0.095. And the per-sequence AUROC of attribution vs
     motif positions (chance 0.5). Measured for this fixture: ~0.5 / ~0.7 plain, ~0.7 / ~0.83 corrected."""
-    from training.saliency import motif_auroc, saliency
+    from serving.attribution import saliency
+    from training.evaluate import motif_auroc
 
     fn, x, motif = attribution
     for corrected, min_fraction, min_auroc in ((False, 0.3, 0.6), (True, 0.45, 0.75)):
@@ -54,7 +55,8 @@ def test_top_attributions_fall_inside_the_motif(attribution):
 
 
 def test_logo_and_heatmap_are_pngs(attribution, tmp_path):
-    from training.saliency import plot_heatmap, plot_logo, saliency
+    from serving.attribution import saliency
+    from serving.plots import plot_heatmap, plot_logo
 
     fn, x, _ = attribution
     scores = saliency(fn, x[:3])

@@ -1,4 +1,4 @@
-"""serving.scan: window counts, windows as views, scores equal to scoring each window alone, padding,
+"""serving.scoring.scan: window counts, windows as views, scores equal to scoring each window alone, padding,
 reverse-complement averaging, and bedGraph/BED coordinates at both edges (plain and chrom:start-end ids)."""
 from __future__ import annotations
 
@@ -8,41 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving import scan
-from serving.__main__ import EXIT_OK, EXIT_REJECTS, main
-from serving.encoding import SequenceError, encode, encode_one, reverse_complement
+from serving.scoring import outputs, scan
+from serving.scoring.regions import Region, parse_region
+from serving.cli import EXIT_OK, EXIT_REJECTS, main
+from serving.dna import SequenceError, encode, encode_one, reverse_complement
+from serving.dna import random_dna
 from serving.fasta import write_fasta
 from serving.predictor import Predictor
-
-
-class CFraction:
-    """A predictor-like toy with window 10: probability = fraction of C in the window, logit = 10 * it.
-    Lets the coordinate tests put high windows exactly where they want."""
-
-    length = 10
-    alphabet = "ACGT"
-
-    def __init__(self):
-        self.batches: list[int] = []
-
-    def predict_onehot(self, x, reverse_complement_average=False):
-        self.batches.append(len(x))
-        p = np.asarray(x)[:, :, 1].mean(axis=1).astype(np.float32)
-        return {"probability": p, "logit": 10 * p}
+from tests.conftest import ToyPredictor
 
 
 def random_seq(n: int, seed: int) -> str:
-    return "".join(np.array(list("ACGT"))[np.random.default_rng(seed).integers(0, 4, n)])
+    return random_dna(1, n, seed)[0]
 
-
-@pytest.fixture(scope="module")
-def predictor(trained):
-    return Predictor(trained["dir"], device="cpu")
 
 
 @pytest.mark.parametrize("n,stride", [(10, 1), (11, 1), (57, 1), (57, 4), (57, 47), (57, 48), (57, 100)])
 def test_window_count_and_starts(n, stride):
-    res = scan.scan_sequence(CFraction(), "A" * n, stride=stride)
+    res = scan.scan_sequence(ToyPredictor(), "A" * n, stride=stride)
     expected = (n - 10) // stride + 1
     assert scan.n_windows(n, 10, stride) == expected == len(res.probability)
     np.testing.assert_array_equal(res.starts, np.arange(expected) * stride)
@@ -70,7 +53,7 @@ def test_segments_and_batches_do_not_change_the_result(predictor, monkeypatch):
     seq = random_seq(1500, 3)
     whole = scan.scan_sequence(predictor, seq, stride=2)
     monkeypatch.setattr(scan, "SEGMENT_BP", 333)  # several one-hot segments
-    toy = CFraction()
+    toy = ToyPredictor()
     parts = scan.scan_sequence(predictor, seq, stride=2, batch_size=50)
     np.testing.assert_array_equal(parts.starts, whole.starts)
     np.testing.assert_allclose(parts.logit, whole.logit, rtol=1e-6, atol=1e-6)
@@ -102,13 +85,13 @@ def test_short_sequences_pad_with_n_or_reject(predictor):
 
 
 def test_parse_region_conventions():
-    assert scan.parse_region("chr1:1000-5000", 4000) == scan.Region("chr1", 1000)  # bedtools getfasta
-    assert scan.parse_region("chr1:1001-5000", 4000) == scan.Region("chr1", 1000)  # samtools faidx, 1-based
-    assert scan.parse_region("chr1:1,001-5,000", 4000, "one-based") == scan.Region("chr1", 1000)
-    odd = scan.parse_region("chr1:1000-9000", 4000)
+    assert parse_region("chr1:1000-5000", 4000) == Region("chr1", 1000)  # bedtools getfasta
+    assert parse_region("chr1:1001-5000", 4000) == Region("chr1", 1000)  # samtools faidx, 1-based
+    assert parse_region("chr1:1,001-5,000", 4000, "one-based") == Region("chr1", 1000)
+    odd = parse_region("chr1:1000-9000", 4000)
     assert odd.chrom == "chr1:1000-9000" and odd.offset == 0 and "does not match" in odd.note
-    assert scan.parse_region("chr1:1000-5000", 4000, "none") == scan.Region("chr1:1000-5000")
-    assert scan.parse_region("seq7", 50) == scan.Region("seq7")
+    assert parse_region("chr1:1000-5000", 4000, "none") == Region("chr1:1000-5000")
+    assert parse_region("seq7", 50) == Region("seq7")
 
 
 @pytest.mark.parametrize("rid,chrom,offset", [("plain", "plain", 0), ("chr2:1000-1050", "chr2", 1000),
@@ -116,12 +99,12 @@ def test_parse_region_conventions():
 def test_bedgraph_and_bed_coordinates_at_both_edges(rid, chrom, offset):
     # 50 bp; C-rich at the very start (0-12) and the very end (40-50), window 10
     seq = "C" * 12 + "A" * 28 + "C" * 10
-    res = scan.scan_sequence(CFraction(), seq, stride=1, rid=rid)
-    region = scan.parse_region(rid, len(seq))
+    res = scan.scan_sequence(ToyPredictor(), seq, stride=1, rid=rid)
+    region = parse_region(rid, len(seq))
     assert (region.chrom, region.offset) == (chrom, offset)
     bg, bed = io.StringIO(), io.StringIO()
-    scan.write_bedgraph(bg, res, region)
-    scan.write_bed(bed, res, region, threshold=0.5)
+    outputs.write_bedgraph(bg, res, region)
+    outputs.write_bed(bed, res, region, threshold=0.5)
     rows = [line.split("\t") for line in bg.getvalue().splitlines()]
     starts, ends = [int(r[1]) for r in rows], [int(r[2]) for r in rows]
     assert len(rows) == 41 and {r[0] for r in rows} == {chrom}
@@ -137,12 +120,13 @@ def test_bedgraph_and_bed_coordinates_at_both_edges(rid, chrom, offset):
 
 def test_stride_bins_tile_and_overlapping_calls_merge():
     seq = "A" * 20 + "C" * 6 + "A" * 34  # 60 bp
-    res = scan.scan_sequence(CFraction(), seq, stride=4)
+    res = scan.scan_sequence(ToyPredictor(), seq, stride=4)
     lo, hi = res.bins()
     assert (hi - lo).tolist() == [4] * len(lo) and lo[1:].tolist() == hi[:-1].tolist() and lo[0] == 3
     sites = scan.call_sites(res, threshold=0.3)
     # windows starting 16..24 (step 4) hold >= 3 Cs: 16 -> 4 C, 20 -> 6 C, 24 -> 2 C (not called)
-    assert sites == [(16, 30, pytest.approx(0.6), pytest.approx(6.0))]
+    assert [(s["start"], s["end"], s["probability"], s["logit"]) for s in sites] == \
+        [(16, 30, pytest.approx(0.6), pytest.approx(6.0))]
 
 
 def test_cli_scan_writes_valid_bedgraph_and_bed(trained, tmp_path):

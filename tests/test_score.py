@@ -1,4 +1,4 @@
-"""serving.score and `python -m serving score`: streamed FASTA scoring with bounded memory and input order,
+"""serving.scoring.score and `python -m serving score`: streamed FASTA scoring with bounded memory and input order,
 .npy / HDF5 inputs, rejects by id, resume, and --url (a real `bentoml serve`) equal to --local."""
 from __future__ import annotations
 
@@ -12,30 +12,26 @@ import h5py
 import numpy as np
 import pytest
 
-from serving import score as sc
-from serving.__main__ import EXIT_FAILED, EXIT_OK, EXIT_REJECTS, main
+from serving.scoring import inputs
+from serving.scoring import score as sc
+from serving.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTS, main
 from serving.client import HttpPredictor, ServiceError
+from serving.dna import random_dna
 from serving.fasta import write_fasta
 from serving.predictor import Predictor
-from tests.server import Server, free_port
+from serving.service.launch import Server, free_port
 
 L = 200
 
 
 def random_records(n: int, seed: int, length: int = L) -> list[tuple[str, str]]:
-    rng = np.random.default_rng(seed)
-    letters = np.array(list("ACGT"))[rng.integers(0, 4, (n, length))]
-    return [(f"seq_{seed}_{i}", "".join(row)) for i, row in enumerate(letters)]
+    return [(f"seq_{seed}_{i}", seq) for i, seq in enumerate(random_dna(n, length, seed))]
 
 
 def read_tsv(path: Path) -> list[list[str]]:
     lines = Path(path).read_text().splitlines()
     return [line.split("\t") for line in lines]
 
-
-@pytest.fixture(scope="module")
-def predictor(trained):
-    return Predictor(trained["dir"], device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +57,7 @@ def test_streamed_scoring_keeps_order_ids_and_bounded_memory(predictor, tmp_path
         out = tmp_path / f"{n}.tsv"
         with open(out, "w") as fh:
             tracemalloc.start()
-            summary = sc.score(predictor, sc.fasta_batches(fa, chunk=512), fh)
+            summary = sc.score(predictor, inputs.fasta_batches(fa, chunk=512), fh)
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
         assert summary.records == summary.scored == n
@@ -141,7 +137,7 @@ def test_cli_subprocess_help_exit_codes_and_no_tensorflow(trained, bad_fasta, tm
     for sub in ([], ["score"], ["variants"], ["mutagenesis"]):
         res = subprocess.run([sys.executable, "-m", "serving", *sub, "--help"], capture_output=True, text=True)
         assert res.returncode == 0 and "usage" in res.stdout
-    code = ("import sys; from serving.__main__ import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from serving.cli import main; rc = main(sys.argv[1:]); "
             "assert 'tensorflow' not in sys.modules, 'TensorFlow imported'; sys.exit(rc)")
     res = subprocess.run([sys.executable, "-c", code, "score", str(bad_fasta[0]), "--model", str(trained["dir"])],
                          capture_output=True, text=True)
@@ -153,7 +149,7 @@ def test_cli_subprocess_help_exit_codes_and_no_tensorflow(trained, bad_fasta, tm
     assert res.returncode == 2 and "no such file" in res.stderr
     res = subprocess.run([sys.executable, "-m", "serving", "score", str(bad_fasta[0]), "--model",
                           str(tmp_path / "nomodel")], capture_output=True, text=True)
-    assert res.returncode == 2 and "python -m training train" in res.stderr
+    assert res.returncode == 2 and "bindcnn train" in res.stderr
 
 
 def test_url_unreachable_is_retried_then_reported(bad_fasta, capsys):
@@ -164,13 +160,7 @@ def test_url_unreachable_is_retried_then_reported(bad_fasta, capsys):
     assert "did not answer" in capsys.readouterr().err
 
 
-# -- a real service ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(trained):
-    with Server(env={"BINDCNN_MODEL": trained["tag"]}) as srv:
-        yield srv
-
-
+# -- a real service (conftest's `server`) -----------------------------------------------------------
 def test_url_and_local_give_the_same_output(server, trained, bad_fasta, tmp_path):
     recs = random_records(2500, seed=5)
     fa = tmp_path / "many.fa.gz"
@@ -194,7 +184,7 @@ def test_url_and_local_give_the_same_output(server, trained, bad_fasta, tmp_path
 
 def test_url_onehot_scan_and_rc_equal_local(server, trained, predictor):
     """The .npy path (/predict_onehot), a scan through it, and client-side rc averaging."""
-    from serving.scan import scan_sequence
+    from serving.scoring.scan import scan_sequence
 
     seq = random_records(1, seed=9, length=700)[0][1]
     with HttpPredictor(server.url, batch_size=128, workers=2) as remote:

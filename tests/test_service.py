@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.encoding import decode, encode
-from server import Server  # tests/server.py (pytest puts tests/ on sys.path)
+from serving.dna import decode, encode
+from serving.service.launch import Server
 
 TOL = 1e-6
 MAX_SEQUENCES = 300
@@ -23,20 +23,20 @@ MAX_SALIENCY = 6
 MAX_SCAN_WINDOWS = 5000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(trained):
     with Server.for_model(trained["tag"], max_sequences=MAX_SEQUENCES, max_upload_bytes=MAX_UPLOAD,
                           max_saliency_sequences=MAX_SALIENCY, max_scan_windows=MAX_SCAN_WINDOWS) as srv:
         yield srv
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def http(server):
     with httpx.Client(base_url=server.url, timeout=120) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(server):
     import bentoml
 
@@ -45,16 +45,9 @@ def client(server):
 
 
 @pytest.fixture(scope="session")
-def predictor(trained):
-    from serving.predictor import Predictor
-
-    return Predictor(trained["dir"], device="cpu")
-
-
-@pytest.fixture(scope="session")
 def seqs(trained) -> list[str]:
     """40 test-set sequences (positives and negatives, so logits vary) plus 4 random ones with N/lowercase."""
-    from training.data import load_h5
+    from training.datasets import load_h5
 
     x = load_h5(trained["data"]).x["test"][:40]
     rng = np.random.default_rng(3)
@@ -205,14 +198,14 @@ def test_concurrent_single_sequences_are_batched(server, predictor, seqs):
 # ----------------------------------------------------------------------------------------- saliency
 @pytest.fixture(scope="session")
 def logits_fn(trained):
-    from training.saliency import load_logits_fn
+    from serving.attribution import load_logits_fn
 
     return load_logits_fn(trained["dir"])
 
 
 @pytest.mark.parametrize("corrected", [False, True])
 def test_saliency_equals_tensorflow_gradient(http, client, logits_fn, seqs, corrected):
-    from training.saliency import gradients
+    from serving.attribution import gradients
 
     x = encode(seqs[:MAX_SALIENCY])
     want = gradients(logits_fn, x, corrected=corrected) * x  # grad x input, computed here with TensorFlow
@@ -392,7 +385,7 @@ def test_missing_model_stops_startup_with_what_to_run(trained):
     with pytest.raises(RuntimeError) as info:
         srv.start(timeout=90)
     srv.stop()
-    assert "python -m training train --name nosuchmodel" in str(info.value)
+    assert "bindcnn train --name nosuchmodel" in str(info.value)
 
 
 def test_tampered_model_stops_startup(trained, bentoml_home, tmp_path):
@@ -406,7 +399,7 @@ def test_tampered_model_stops_startup(trained, bentoml_home, tmp_path):
         srv.start(timeout=90)
     srv.stop()
     message = str(info.value)
-    assert "model.onnx does not match its sha256" in message and re.search(r"python -m training train", message)
+    assert "model.onnx does not match its sha256" in message and re.search(r"bindcnn train", message)
 
 
 # ------------------------------------------------------------ scanning, variants, mutagenesis endpoints

@@ -1,4 +1,4 @@
-"""training.train / export / pipeline: learning, early stopping, verified export, registration."""
+"""training.fit / export / pipeline: learning, early stopping, verified export, registration."""
 import json
 import os
 import shutil
@@ -14,7 +14,12 @@ def test_model_learns_and_metrics_are_recorded(trained):
     test = meta["metrics"]["test"]
     # 2,800 training sequences of the synthetic set: chance is 0.5; a model that learned the motif gets >0.85
     assert test["auroc"] > 0.85 and test["aupr"] > 0.8 and test["accuracy"] > 0.75
-    assert meta["training"]["epochs_run"] >= meta["training"]["best_epoch"]
+    run = meta["training"]
+    assert run["best_epoch"] == int(np.argmax(run["history"]["val_auroc"])) + 1
+    if run["stopped_early"]:  # stopped `patience` epochs after the best one, whose weights were kept
+        assert run["epochs_run"] == run["best_epoch"] + run["early_stopping"]["patience"]
+        kept = run["history"]["val_auroc"][run["best_epoch"] - 1]
+        assert abs(meta["metrics"]["valid"]["auroc"] - kept) < 0.005  # Keras' AUC is binned: ~1e-3
     assert meta["parameters"] == 14_265 and meta["sequence_length"] == 200 and meta["alphabet"] == "ACGT"
     assert set(meta["files"]) >= {"model.onnx", "model.keras", "history.png", "roc_pr.png",
                                   "saved_model/saved_model.pb"}
@@ -22,8 +27,8 @@ def test_model_learns_and_metrics_are_recorded(trained):
 
 
 def test_early_stopping_stops_and_restores_best(synthetic_h5):
-    from training.data import load_h5
-    from training.train import fit
+    from training.datasets import load_h5
+    from training.fit import fit
 
     ds = load_h5(synthetic_h5)
     r = fit(ds.x["train"][:600], ds.y["train"][:600], ds.x["valid"], ds.y["valid"], epochs=60, patience=1,
@@ -31,14 +36,25 @@ def test_early_stopping_stops_and_restores_best(synthetic_h5):
     assert r.stopped_early and r.epochs_run < 60
     assert r.best_epoch == int(np.argmax(r.history["val_auroc"])) + 1
     assert r.epochs_run == r.best_epoch + 1  # patience 1: one epoch without improvement
+    # the model returned holds the best epoch's weights: its validation AUROC is that epoch's
+    assert abs(_valid_auroc(r.model, ds) - r.history["val_auroc"][r.best_epoch - 1]) < 0.005
     nb = fit(ds.x["train"][:600], ds.y["train"][:600], ds.x["valid"], ds.y["valid"], epochs=3,
              notebook_early_stopping=True, seed=1, verbose=False)
     assert nb.settings["early_stopping"]["monitor"] == "loss" and nb.settings["early_stopping"]["patience"] == 5
+    # the notebook's EarlyStopping keeps the last weights, not the best: the model is the last epoch's
+    assert nb.best_epoch == nb.epochs_run == 3
+    assert abs(_valid_auroc(nb.model, ds) - nb.history["val_auroc"][-1]) < 0.005
+
+
+def _valid_auroc(model, ds) -> float:
+    from training.evaluate import auroc
+
+    return auroc(ds.y["valid"], model.predict(ds.x["valid"], batch_size=1024, verbose=0))
 
 
 def test_same_seed_same_model(synthetic_h5):
-    from training.data import load_h5
-    from training.train import fit
+    from training.datasets import load_h5
+    from training.fit import fit
 
     ds = load_h5(synthetic_h5)
     args = (ds.x["train"][:300], ds.y["train"][:300], ds.x["valid"][:100], ds.y["valid"][:100])
@@ -51,7 +67,7 @@ def test_exported_artifacts_agree(trained):
     import onnxruntime as ort
     import tensorflow as tf
 
-    from training.data import load_h5
+    from training.datasets import load_h5
 
     d = trained["dir"]
     x = load_h5(trained["data"]).x["test"][:300]
@@ -89,7 +105,7 @@ def test_parity_failure_stops_export(trained, tmp_path, monkeypatch):
     import keras
 
     import training.export as export_mod
-    from training.data import load_h5
+    from training.datasets import load_h5
 
     model = keras.models.load_model(trained["dir"] / "model.keras")
     real_write_onnx = export_mod.write_onnx
@@ -110,7 +126,7 @@ def test_reexport_replaces_atomically_and_registers(trained, tmp_path):
     import bentoml
 
     from serving.store import register, resolve
-    from training.__main__ import main
+    from training.cli import main
 
     copy = tmp_path / "testctcf"
     shutil.copytree(trained["dir"], copy)
@@ -125,5 +141,5 @@ def test_reexport_replaces_atomically_and_registers(trained, tmp_path):
     assert bentoml.models.get(tag).tag.version == new["version"]
     assert register(copy) == tag  # idempotent
     assert verify_model_dir(resolve(tag))["version"] == new["version"]
-    with pytest.raises(ArtifactError, match="python -m training train --name nosuch"):
+    with pytest.raises(ArtifactError, match="bindcnn train --name nosuch"):
         resolve("nosuch:latest")

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from training.__main__ import EXIT_BAD_INPUT, main
+from training.cli import EXIT_BAD_INPUT, main
 
 COMMANDS = ["synthetic", "fasta", "download", "train", "export", "register", "evaluate", "saliency"]
 
@@ -21,7 +21,7 @@ def test_help_for_every_command():
 
 def test_synthetic_and_fasta_commands(tmp_path, capsys):
     from serving.fasta import write_fasta
-    from training.data import load_h5
+    from training.datasets import load_h5
 
     assert main(["synthetic", "--out", str(tmp_path / "s.h5"), "--n", "500", "--seed", "2"]) == 0
     ds = load_h5(tmp_path / "s.h5")

@@ -1,4 +1,4 @@
-"""serving.variants: effect = predict(alt) - predict(ref) on the centred window, ref checked against the
+"""serving.scoring.variants and mutagenesis: effect = predict(alt) - predict(ref) on the centred window, ref checked against the
 sequence (mismatch reported per variant), TSV and VCF input, genome-coordinate records, and saturation
 mutagenesis (every substitution's logit change) with its logo."""
 from __future__ import annotations
@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving import variants as va
-from serving.__main__ import EXIT_OK, EXIT_REJECTS, main
+from serving.scoring import mutagenesis as mu
+from serving.scoring import variants as va
+from serving.cli import EXIT_OK, EXIT_REJECTS, main
+from serving.dna import random_dna
 from serving.fasta import write_fasta
 from serving.predictor import Predictor
 
@@ -17,16 +19,12 @@ L = 200
 
 
 def random_seq(n: int, seed: int) -> str:
-    return "".join(np.array(list("ACGT"))[np.random.default_rng(seed).integers(0, 4, n)])
+    return random_dna(1, n, seed)[0]
 
 
 def other_base(b: str) -> str:
     return {"A": "G", "C": "T", "G": "A", "T": "C"}[b.upper()]
 
-
-@pytest.fixture(scope="module")
-def predictor(trained):
-    return Predictor(trained["dir"], device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +118,7 @@ def test_vcf_records_inside_the_sequences(predictor, reference, tmp_path):
 
 def test_saturation_mutagenesis_and_logo(predictor, tmp_path):
     seq = random_seq(L, 8)
-    delta, ref_logit = va.saturation_mutagenesis(predictor, seq)
+    delta, ref_logit = mu.saturation_mutagenesis(predictor, seq)
     assert delta.shape == (L, 4)
     np.testing.assert_allclose(ref_logit, predictor.predict_sequences([seq])["logit"][0], rtol=1e-6, atol=1e-6)
     ref_idx = np.array(["ACGT".index(c) for c in seq])
@@ -130,7 +128,7 @@ def test_saturation_mutagenesis_and_logo(predictor, tmp_path):
         mutant = seq[:i] + "ACGT"[bi] + seq[i + 1 :]
         want = predictor.predict_sequences([mutant])["logit"][0] - ref_logit
         np.testing.assert_allclose(delta[i, bi], want, rtol=1e-5, atol=1e-5)
-    centred = va.mean_centred(delta)
+    centred = mu.mean_centred(delta)
     np.testing.assert_allclose(centred.mean(axis=1), 0, atol=1e-6)
     tsv, png = tmp_path / "ism.tsv", tmp_path / "ism.png"
     assert main(["mutagenesis", "--sequence", seq, "--model", str(predictor.model_dir), "-o", str(tsv),
@@ -141,4 +139,4 @@ def test_saturation_mutagenesis_and_logo(predictor, tmp_path):
     np.testing.assert_allclose(np.array([r[2:] for r in rows[1:]], float), delta, rtol=1e-4, atol=1e-5)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="length 199, the model expects 200"):
-        va.saturation_mutagenesis(predictor, seq[:199])
+        mu.saturation_mutagenesis(predictor, seq[:199])

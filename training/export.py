@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import platform
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from serving.artifact import (FINGERPRINT_SEED, ONNX_FILE, SAVED_MODEL_DIR, ArtifactError, check_fingerprint,
-                              probe_inputs, write_metadata)
-from serving.encoding import ALPHABET
+                              probe_inputs, scaled_difference, write_metadata)
+from serving.dna import ALPHABET
+from serving.versions import TRAINING_PACKAGES, package_versions
 from training.model import INPUT_NAME, logit_model
 
 KERAS_FILE = "model.keras"  # the trained weights, for re-export and fine-tuning
@@ -121,7 +121,7 @@ def check_parity(runtimes, x: np.ndarray, tolerance: float = PARITY_TOLERANCE) -
         "n": int(len(x)),
         "max_abs_prob_diff": float(np.abs(tf_prob.astype(np.float64) - ox_prob).max()),
         "max_abs_logit_diff": float(logit_diff.max()),
-        "max_scaled_logit_diff": float((logit_diff / np.maximum(1.0, np.abs(tf_logit))).max()),
+        "max_scaled_logit_diff": float(scaled_difference(ox_logit, tf_logit).max()),
         "max_abs_logit": float(np.abs(tf_logit).max()),
         "tolerance": tolerance,
     }
@@ -145,18 +145,6 @@ def fingerprint(runtimes, length: int) -> dict[str, Any]:
     except ArtifactError as exc:
         raise ParityError(str(exc)) from exc
     return record
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime-gpu", "numpy", "h5py", "bentoml"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def new_version(now: dt.datetime | None = None) -> str:
@@ -200,7 +188,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
             **metadata,
             "parity": parity,
             "fingerprint": probe,
-            "packages": package_versions(),
+            "packages": package_versions(TRAINING_PACKAGES, missing=None),
         }
         meta = write_metadata(staging, meta)
         _swap_into_place(staging, out_dir)

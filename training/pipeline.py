@@ -1,22 +1,22 @@
 """The `train` command's whole job: data -> fit -> evaluate -> export (verified) -> register."""
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from training.data import DEFAULT_SYNTHETIC_N, Dataset, describe, load_h5, write_synthetic
+from serving.console import say
+from serving.store import DEFAULT_MODEL_NAME
+from training.datasets import Dataset, describe, load_h5
+from training.datasets.synthetic import DEFAULT_SYNTHETIC_N, write_synthetic
 from training.evaluate import metrics, plot_curves, plot_history
 
-DEFAULT_DATA = Path("data/ctcf_synthetic.h5")
+DEFAULT_DATA = Path(f"data/{DEFAULT_MODEL_NAME}_synthetic.h5")
 PARITY_SAMPLES = 2048
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+CONVERTER_WORDS = {"direct": "written directly from the Keras weights in ONNX Runtime's fastest CPU layout "
+                             "(training/onnx_graph.py)", "tf2onnx": "converted by tf2onnx"}
 
 
 def default_dataset(path: Path = DEFAULT_DATA, n: int = DEFAULT_SYNTHETIC_N, seed: int = 0) -> Path:
@@ -51,7 +51,7 @@ def train_and_export(data: Path | None, name: str, models_root: Path = Path("mod
     Returns the metadata written."""
     from serving.store import check_name, register as register_model
     from training.export import cleanup_stale, export
-    from training.train import fit
+    from training.fit import fit
 
     check_name(name)
     source = str(data or default_dataset())
@@ -78,7 +78,7 @@ def train_and_export(data: Path | None, name: str, models_root: Path = Path("mod
         say(f"exporting SavedModel + ONNX to {out_dir} and checking parity on {len(check)} test sequences")
         meta = export(result.model, out_dir, name, check, meta, extra_files=plots, onnx_converter=onnx_converter)
     p = meta["parity"]
-    say(f"ONNX graph written by {meta['onnx_converter']}")
+    say(f"ONNX graph: {CONVERTER_WORDS.get(meta['onnx_converter'], meta['onnx_converter'])}")
     say(f"parity ONNX vs TensorFlow: max |dprob| {p['max_abs_prob_diff']:.2e}, max |dlogit| "
         f"{p['max_abs_logit_diff']:.2e} (tolerance {p['tolerance']:.0e})")
     if register:

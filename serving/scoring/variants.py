@@ -1,26 +1,25 @@
-"""Variant effects (alt - ref, in logit and probability, on the model-length window centred on each
-variant) and in silico saturation mutagenesis (every position x every base, as logit change, plus a logo).
+"""Variant effects: alt - ref, in logit and probability, on the model-length window centred on each variant.
 
 Variants: a TSV `chrom pos ref alt [id]` (1-based pos, optional header) or VCF records; `chrom` is a FASTA
-record id, or the chrom of a record named `chrom:start-end` (genome coordinates, see serving.scan) that
-holds the position. The reference FASTA is streamed: one record in memory at a time.
+record id, or the chrom of a record named `chrom:start-end` (see serving.scoring.regions) that holds the
+position. The reference FASTA is streamed: one record in memory at a time.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO, Any, Iterable
 
 import numpy as np
 
-from serving.encoding import ALPHABET, SequenceError, codes_to_onehot, encode_one, to_codes
+from serving.dna import SequenceError, encode_one
 from serving.fasta import open_text, read_fasta
-from serving.scan import parse_region
+from serving.scoring.regions import parse_region
 
 ALLELE_OK = set("ACGTNacgtn")
-HEADER = ("id\tchrom\tpos\tref\talt\tref_probability\talt_probability\tdelta_probability\t"
-          "ref_logit\talt_logit\tdelta_logit\tstatus\n")
+EFFECT_FIELDS = ("ref_probability", "alt_probability", "delta_probability", "ref_logit", "alt_logit", "delta_logit")
+HEADER = "\t".join(("id", "chrom", "pos", "ref", "alt", *EFFECT_FIELDS, "status")) + "\n"
 
 
 @dataclass
@@ -38,6 +37,13 @@ class Variant:
     @property
     def name(self) -> str:
         return self.id or f"{self.chrom}:{self.pos}:{self.ref}>{self.alt}"
+
+
+def allele_problem(ref: str, alt: str) -> str | None:
+    """Why a ref/alt pair cannot be scored (None when it can): alleles must be A, C, G, T or N sequences."""
+    if not ref or not alt or not set(ref + alt) <= ALLELE_OK:
+        return f"unsupported allele {ref!r}>{alt!r} (only A, C, G, T, N sequences)"
+    return None
 
 
 class VariantFileError(ValueError):
@@ -77,8 +83,8 @@ def read_variants(path: str | os.PathLike) -> list[Variant]:
                 v = Variant(chrom, ipos, ref, alt, vid if len(alts) == 1 or not vid else f"{vid}:{alt}", lineno)
                 if ipos < 1:
                     v.status = f"position {ipos} is not 1-based (must be >= 1)"
-                elif not ref or not set(ref) <= ALLELE_OK or not alt or not set(alt) <= ALLELE_OK:
-                    v.status = f"unsupported allele {ref!r}>{alt!r} (only A, C, G, T, N sequences)"
+                else:
+                    v.status = allele_problem(ref, alt) or "ok"
                 out.append(v)
     return out
 
@@ -106,6 +112,23 @@ def place_variant(v: Variant, seq: str, p0: int, length: int, rid: str) -> None:
         v.status = f"sequence {rid!r} is {len(seq)} bp, shorter than the model's {length}"
     else:
         v.ref_window, v.alt_window = variant_windows(seq, p0, v.ref, v.alt, length)
+
+
+def in_sequence(sequence: str, items, rid: str, length: int) -> list[Variant]:
+    """Variants given against one sequence (items with pos (1-based in `sequence`), ref, alt, id), checked and
+    with their windows cut; what a request to the service holds, where locate() reads a whole reference."""
+    out = []
+    for item in items:
+        v = Variant(rid, item.pos, item.ref, item.alt, item.id)
+        problem = allele_problem(v.ref, v.alt)
+        if problem:
+            v.status = problem
+        elif v.pos > len(sequence):
+            v.status = f"position {v.pos} is past the end of the {len(sequence)} bp sequence"
+        else:
+            place_variant(v, sequence, v.pos - 1, length, rid)
+        out.append(v)
+    return out
 
 
 def locate(variants: list[Variant], fasta: str | os.PathLike, length: int, convention: str = "auto") -> None:
@@ -145,7 +168,7 @@ def variant_effects(predictor, variants: list[Variant], rc: bool = False) -> dic
             xr = encode_one(v.ref_window, i, predictor.alphabet)
             xa = encode_one(v.alt_window, i, predictor.alphabet)
         except SequenceError as exc:
-            v.status = f"window around the variant: {str(exc).split(': ', 1)[-1]}"
+            v.status = f"window around the variant: {exc.reason}"
             continue
         keep.append(i)
         xs_ref.append(xr)
@@ -158,60 +181,27 @@ def variant_effects(predictor, variants: list[Variant], rc: bool = False) -> dic
     return out
 
 
-def write_effects(fh: IO[str], variants: list[Variant], eff: dict[str, np.ndarray]) -> None:
-    """TSV (HEADER) in the variants file's order; NA and the reason in `status` for unscored ones."""
-    fh.write(HEADER)
+def effect_rows(variants: list[Variant], eff: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """One dict per variant, in order: id, chrom, pos, ref, alt, status, and for scored ones the EFFECT_FIELDS
+    (delta = alt - ref). The one shape of a variant's result, for the TSV and the service alike."""
+    rows = []
     for i, v in enumerate(variants):
+        row: dict[str, Any] = {"id": v.name, "chrom": v.chrom, "pos": v.pos, "ref": v.ref, "alt": v.alt,
+                               "status": v.status}
         rp, ap, rl, al = (float(eff[k][i]) for k in ("ref_probability", "alt_probability", "ref_logit", "alt_logit"))
-        nums = (["NA"] * 6 if rp != rp else
-                [f"{rp:.7g}", f"{ap:.7g}", f"{ap - rp:.7g}", f"{rl:.7g}", f"{al:.7g}", f"{al - rl:.7g}"])
-        fh.write("\t".join([v.name, v.chrom, str(v.pos), v.ref, v.alt, *nums, v.status]) + "\n")
+        if v.status == "ok" and rp == rp:
+            row.update(ref_probability=rp, alt_probability=ap, delta_probability=ap - rp,
+                       ref_logit=rl, alt_logit=al, delta_logit=al - rl)
+        rows.append(row)
+    return rows
 
 
-# -- in silico saturation mutagenesis -------------------------------------------------------------
-def saturation_mutagenesis(predictor, seq: str, rc: bool = False) -> tuple[np.ndarray, float]:
-    """Logit change of every single-base substitution of one sequence of the model's length.
-
-    Returns (delta: (L, 4) float32, logit(mutant with base b at position i) - logit(sequence), 0 where b
-    is the reference base; reference logit). All L*4 mutants go through the predictor as one batch."""
-    L = predictor.length
-    codes = to_codes(seq, 0, predictor.alphabet)
-    if len(codes) != L:
-        raise SequenceError(f"sequence: length {len(codes)}, the model expects {L}", 0)
-    mutants = np.repeat(codes[None], L * 4 + 1, axis=0)  # (4L + 1, L) codes; the last row is the reference
-    rows = np.arange(L * 4)
-    mutants[rows, rows // 4] = rows % 4
-    out = predictor.predict_onehot(codes_to_onehot(mutants), reverse_complement_average=rc)
-    ref_logit = float(out["logit"][-1])
-    delta = (out["logit"][:-1] - out["logit"][-1]).reshape(L, 4)
-    return delta.astype(np.float32), ref_logit
-
-
-def mean_centred(delta: np.ndarray) -> np.ndarray:
-    """(L, 4) -> (L, 4) minus the mean over the 4 bases at each position (the usual ISM logo)."""
-    return delta - delta.mean(axis=1, keepdims=True)
-
-
-def write_mutagenesis(fh: IO[str], delta: np.ndarray, seq: str, alphabet: str = ALPHABET) -> None:
-    """TSV: position (1-based), reference base, then one logit-change column per base."""
-    fh.write("position\tref\t" + "\t".join(f"delta_logit_{b}" for b in alphabet) + "\n")
-    for i, row in enumerate(delta.tolist()):
-        fh.write(f"{i + 1}\t{seq[i].upper()}\t" + "\t".join(f"{d:.6g}" for d in row) + "\n")
-
-
-def plot_mutagenesis(delta: np.ndarray, path: str | os.PathLike, title: str = "") -> Path:
-    """Logo PNG of the mean-centred (L, 4) logit changes (training.saliency.plot_logo; no TensorFlow)."""
-    from training.saliency import plot_logo
-
-    return plot_logo(mean_centred(delta), path, title=title, ylabel="ISM delta logit (mean-centred)")
-
-
-def first_record(fasta: str | os.PathLike, rid: str | None = None) -> tuple[str, str]:
-    """(id, sequence) of the record `rid` of a FASTA (the first one when rid is None)."""
-    for rec in read_fasta(fasta):
-        if rid is None or rec.id == rid:
-            return rec.id, rec.sequence
-    raise ValueError(f"{fasta}: no record {rid!r}" if rid else f"{fasta}: no records")
+def write_effects(fh: IO[str], rows: list[dict[str, Any]]) -> None:
+    """TSV (HEADER) of effect_rows in the variants file's order; NA and the reason in `status` for unscored ones."""
+    fh.write(HEADER)
+    for r in rows:
+        nums = [f"{r[k]:.7g}" if k in r else "NA" for k in EFFECT_FIELDS]
+        fh.write("\t".join([r["id"], r["chrom"], str(r["pos"]), r["ref"], r["alt"], *nums, r["status"]]) + "\n")
 
 
 def summarise(variants: Iterable[Variant]) -> tuple[int, list[Variant]]:

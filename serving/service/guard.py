@@ -33,14 +33,15 @@ class _ClientGone(Exception):
 
 
 class RequestGuard:
-    """app: the ASGI app; max_body_bytes: largest accepted request body;
+    """app: the ASGI app; max_body_bytes: largest accepted request body, set by the variable body_env;
     file_fields: route -> names of its file (multipart) parameters;
     get_as_post: routes where GET is answered like an empty POST."""
 
-    def __init__(self, app, max_body_bytes: int, file_fields: Mapping[str, Iterable[str]] | None = None,
+    def __init__(self, app, max_body_bytes: int, body_env: str, file_fields: Mapping[str, Iterable[str]] | None = None,
                  get_as_post: Iterable[str] = ()):
         self.app = app
         self.max_body_bytes = int(max_body_bytes)
+        self.body_env = body_env
         self.file_fields = {route: frozenset(names) for route, names in (file_fields or {}).items()}
         self.get_as_post = frozenset(get_as_post)
 
@@ -84,9 +85,7 @@ class RequestGuard:
         return await self.app(scope, _replay(body, receive), send)
 
     def _too_large(self) -> str:
-        from serving.limits import MAX_UPLOAD_BYTES_ENV
-
-        return (f"request body larger than {self.max_body_bytes} bytes (set {MAX_UPLOAD_BYTES_ENV} on the server "
+        return (f"request body larger than {self.max_body_bytes} bytes (set {self.body_env} on the server "
                 f"to change it; split large inputs into several requests)")
 
     async def _read_body(self, receive: Receive) -> bytes:

@@ -1,4 +1,5 @@
-"""DNA text <-> one-hot arrays: the one place where sequences are encoded.
+"""DNA text <-> one-hot arrays, the one place where sequences are encoded, plus the strand helpers
+(reverse complement, averaging both strands' logits, sigmoid) that every predictor shares.
 
 Alphabet ACGT (rows in that order), lowercase accepted, N (or n) encodes as all zeros; any other
 character is an error that names the sequence index, the position and the character.
@@ -15,11 +16,21 @@ _INVALID = 255
 
 
 class SequenceError(ValueError):
-    """A sequence that cannot be encoded; `index` is its position in the request/file."""
+    """A sequence that cannot be encoded.
 
-    def __init__(self, message: str, index: int | None = None):
-        super().__init__(message)
-        self.index = index
+    index: its 0-based number in the request/file (None for a lone sequence); position: 1-based position
+    of the offending character (None when the problem is not one character); reason: the problem alone,
+    without the 'sequence N: ' prefix that str(exc) carries."""
+
+    def __init__(self, reason: str, index: int | None = None, position: int | None = None, whole: bool = False):
+        self.reason, self.index, self.position = reason, index, position
+        where = f"sequence {index}" if index is not None else "sequence"
+        super().__init__(reason if whole else f"{where}: {reason}")  # whole: about the request, not one sequence
+
+
+def length_reason(got: int, expected: int) -> str:
+    """The one wording of a wrong-length sequence."""
+    return "empty sequence" if got == 0 else f"length {got}, the model expects {expected}"
 
 
 def _lookup_table(alphabet: str) -> np.ndarray:
@@ -53,12 +64,8 @@ def _describe_char(ch: str) -> str:
 
 def _raise_bad_char(seq: str, index: int | None, codes: np.ndarray) -> None:
     pos = int(np.flatnonzero(codes == _INVALID)[0])
-    where = f"sequence {index}" if index is not None else "sequence"
-    raise SequenceError(
-        f"{where}: invalid character {_describe_char(seq[pos])} at position {pos + 1} "
-        f"(allowed: A, C, G, T, N in either case)",
-        index,
-    )
+    raise SequenceError(f"invalid character {_describe_char(seq[pos])} at position {pos + 1} "
+                        "(allowed: A, C, G, T, N in either case)", index, pos + 1)
 
 
 def to_codes(seq: str, index: int | None = None, alphabet: str = ALPHABET) -> np.ndarray:
@@ -68,10 +75,8 @@ def to_codes(seq: str, index: int | None = None, alphabet: str = ALPHABET) -> np
     not A, C, G, T or N (either case).
     """
     if not isinstance(seq, str):
-        raise SequenceError(f"sequence {index}: expected a string, got {type(seq).__name__}", index)
+        raise SequenceError(f"expected a string, got {type(seq).__name__}", index)
     raw = seq.encode("ascii", errors="replace")
-    if len(raw) != len(seq):  # pragma: no cover - 'replace' keeps one byte per character
-        raise SequenceError(f"sequence {index}: could not be read as text", index)
     codes = _table(alphabet)[np.frombuffer(raw, dtype=np.uint8)]
     if (codes == _INVALID).any():
         _raise_bad_char(seq, index, codes)
@@ -96,25 +101,19 @@ def encode(
     Returns x: (N, L, 4) float32. Errors name the sequence index (first_index + i).
     """
     if isinstance(sequences, str):
-        raise SequenceError("expected a list of sequences, got a single string")
+        raise SequenceError("expected a list of sequences, got a single string", whole=True)
     n = len(sequences)
     if n == 0:
-        raise SequenceError("no sequences given")
+        raise SequenceError("no sequences given", whole=True)
     if length is None:
         length = len(sequences[0]) if isinstance(sequences[0], str) else 0
     for i, seq in enumerate(sequences):
         if not isinstance(seq, str):
-            raise SequenceError(
-                f"sequence {first_index + i}: expected a string, got {type(seq).__name__}",
-                first_index + i,
-            )
+            raise SequenceError(f"expected a string, got {type(seq).__name__}", first_index + i)
         if len(seq) != length:
-            raise SequenceError(
-                f"sequence {first_index + i}: length {len(seq)}, the model expects {length}",
-                first_index + i,
-            )
+            raise SequenceError(length_reason(len(seq), length), first_index + i)
     if length == 0:
-        raise SequenceError(f"sequence {first_index}: empty sequence", first_index)
+        raise SequenceError("empty sequence", first_index)
     joined = "".join(sequences).encode("ascii", errors="replace")
     codes = _table(alphabet).take(np.frombuffer(joined, dtype=np.uint8)).reshape(n, length)  # take(): ~4x faster than table[...]
     bad = codes == _INVALID
@@ -149,16 +148,16 @@ def reverse_complement(x: np.ndarray) -> np.ndarray:
 def check_onehot(x: np.ndarray, length: int) -> np.ndarray:
     """Validate a client's one-hot array and return it as (N, L, 4) float32.
 
-    Accepts (N, L, 4) or the HDF5 layout (N, 4, L) when unambiguous, or a single (L, 4) sequence;
-    dtypes float16/32/64, uint8, int, bool. Values must be finite and 0 or 1, each position at most one 1.
+    Accepts (N, L, 4) or the HDF5 layout (N, 4, L); any other rank or shape (a single (L, 4) sequence
+    included) is refused naming the accepted shapes. dtypes float16/32/64, uint8, int, bool. Values must
+    be finite and 0 or 1, each position at most one 1.
     """
     x = np.asarray(x)
     if x.dtype == object or x.dtype.kind not in "biuf":
         raise ValueError(f"array dtype {x.dtype} is not numeric (use float32, float64, uint8 or bool)")
-    if x.ndim == 2 and x.shape == (length, 4):
-        x = x[None]
     if x.ndim != 3:
-        raise ValueError(f"array must have shape (N, {length}, 4), got {tuple(x.shape)}")
+        raise ValueError(f"array must have 3 dimensions, (N, {length}, 4) or (N, 4, {length}), got shape "
+                         f"{tuple(x.shape)}" + (" (one sequence: add a first axis, x[None])" if x.ndim == 2 else ""))
     if x.shape[1:] == (length, 4):
         pass
     elif x.shape[1:] == (4, length):
@@ -179,3 +178,40 @@ def check_onehot(x: np.ndarray, length: int) -> np.ndarray:
         n, pos = np.argwhere(x.sum(axis=-1) > 1)[0]
         raise ValueError(f"sequence {n}: position {pos + 1} has more than one base set")
     return np.ascontiguousarray(x)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic function in float64, returned as float32: (N,) -> (N,)."""
+    return (1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))).astype(np.float32)
+
+
+def average_strands(logit: np.ndarray, logit_rc: np.ndarray) -> dict[str, np.ndarray]:
+    """Both strands' logits (N,) -> {"probability", "logit"} (N,) float32: the mean logit and its sigmoid.
+    The one definition of reverse-complement averaging, for every predictor."""
+    mean = ((np.asarray(logit, np.float32) + np.asarray(logit_rc, np.float32)) / 2).astype(np.float32)
+    return {"probability": sigmoid(mean), "logit": mean}
+
+
+def check_sequences(sequences: Sequence[str], length: int, alphabet: str = ALPHABET) -> None:
+    """Validate N strings as encode() would, without building the one-hot array (raises SequenceError)."""
+    if isinstance(sequences, str):
+        raise SequenceError("expected a list of sequences, got a single string", whole=True)
+    if not len(sequences):
+        raise SequenceError("no sequences given", whole=True)
+    for i, seq in enumerate(sequences):
+        if not isinstance(seq, str):
+            raise SequenceError(f"expected a string, got {type(seq).__name__}", i)
+        if len(seq) != length:
+            raise SequenceError(length_reason(len(seq), length), i)
+    codes = _table(alphabet).take(np.frombuffer("".join(sequences).encode("ascii", errors="replace"), np.uint8))
+    bad = codes.reshape(len(sequences), length) == _INVALID
+    if bad.any():
+        i = int(np.flatnonzero(bad.any(axis=1))[0])
+        _raise_bad_char(sequences[i], i, bad[i].astype(np.uint8) * _INVALID)
+
+
+def random_dna(n: int, length: int, seed: int = 0) -> list[str]:
+    """n uniformly random ACGT strings of `length` (seeded): the one generator for tests and benchmarks."""
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(ALPHABET.encode(), np.uint8)[rng.integers(0, 4, size=(n, length))]
+    return [row.tobytes().decode("ascii") for row in letters]

@@ -1,0 +1,139 @@
+"""Arguments of the serving commands (score, scan, variants, mutagenesis, serve), shared by `bindcnn` and
+`python -m serving`; exit codes; each command's description says what it does before listing its options."""
+from __future__ import annotations
+
+import argparse
+
+from serving.store import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TAG
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the run stopped part-way (service unreachable after retries): re-run with --resume
+EXIT_USAGE = 2  # bad arguments, unreadable or malformed input, no model: nothing (more) was scored
+EXIT_REJECTS = 3  # finished, but some records/variants could not be scored (listed; NA in the output)
+EXIT_INTERRUPTED = 130
+
+EPILOG = """exit codes: 0 every record scored; 1 the run stopped part-way (the message names the first
+record not scored; re-run with --resume to continue); 2 bad arguments, input or model (a malformed file
+names its line; fix it and re-run); 3 finished, but some records could not be scored (NA rows in the
+output, reasons in the rejects file / on stderr); 130 interrupted."""
+
+
+def _handler(module: str, name: str):
+    def call(args, predictor):
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(args, predictor)
+
+    return call
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("back end (default: --local)")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument("--url", help="a running service, e.g. http://127.0.0.1:3000 (bindcnn serve)")
+    where.add_argument("--local", action="store_true", help="ONNX Runtime in this process, no server")
+    g.add_argument("--model", default=DEFAULT_MODEL_DIR,
+                   help=f"exported model folder for --local (default {DEFAULT_MODEL_DIR})")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="--local execution provider: auto = CUDA when an NVIDIA device is present, else CPU "
+                   "(default auto)")
+    g.add_argument("--threads", type=int, default=None, help="--local ONNX Runtime threads (default: all cores)")
+    g.add_argument("--batch-size", type=int, default=1000, help="--url: sequences per request (default 1000)")
+    g.add_argument("--workers", type=int, default=4, help="--url: requests in flight at once (default 4)")
+    g.add_argument("--retries", type=int, default=3,
+                   help="--url: retries of a request after a connection error or 5xx/429 (default 3)")
+    g.add_argument("--timeout", type=float, default=300.0, help="--url: seconds per request (default 300)")
+    g.add_argument("--rc", action="store_true",
+                   help="reverse-complement averaging: score both strands, average the logits")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary on stderr")
+
+
+def _scan_args(p: argparse.ArgumentParser, group_title: str) -> None:
+    s = p.add_argument_group(group_title)
+    s.add_argument("--stride", type=int, default=1, help="bp between window starts (default 1)")
+    s.add_argument("--bedgraph", help="bedGraph of window probabilities (default: stdout when no other output)")
+    s.add_argument("--bed", help="BED6 of called sites: windows >= --threshold, overlapping ones merged; "
+                   "name = max probability, score = round(1000 * max)")
+    s.add_argument("--threshold", type=float, default=0.5, help="probability that calls a site (default 0.5)")
+    s.add_argument("--short", choices=("reject", "pad"), default="reject",
+                   help="sequences shorter than the model: reject, or pad with N on both sides (default reject)")
+    s.add_argument("--coords", choices=("auto", "bed", "one-based", "none"), default="auto",
+                   help="ids like chr1:1000-5000 are genome regions: 'bed' = 0-based start (bedtools getfasta), "
+                   "'one-based' = 1-based inclusive (samtools faidx), 'auto' = whichever matches the "
+                   "sequence length, 'none' = ids are names (default auto)")
+    s.add_argument("--track-line", metavar="NAME", help="start bedGraph/BED with a UCSC track line named NAME")
+
+
+def _score_args(p: argparse.ArgumentParser, scan: bool) -> None:
+    p.add_argument("input", help="FASTA(.gz), .npy or .h5 file; '-' reads FASTA from stdin" if not scan else
+                   "FASTA(.gz) of sequences of any length; '-' reads stdin")
+    p.add_argument("-o", "--output", help="output TSV (default: stdout)" if not scan else
+                   "TSV of every window: chrom, start, end, probability, logit")
+    p.add_argument("--rejects", help="TSV of records not scored: record (1-based), id, reason "
+                   "(default: OUTPUT.rejects.tsv when -o is given and something was rejected; else stderr only)")
+
+
+def add_commands(sub) -> None:
+    """Add score, scan, variants, mutagenesis and serve to an argparse subparsers object."""
+    p = sub.add_parser("score", help="score every record of a FASTA / .npy / HDF5 file (TSV)",
+                       description="Score every record of INPUT (FASTA or gzipped FASTA, streamed; a one-hot .npy "
+                       "(N, L, 4) or (N, 4, L); or an HDF5 file with x_* datasets) and write a TSV "
+                       "`id probability logit` in input order. Records that cannot be scored get NA and a reason "
+                       "in the rejects file. (--scan is the old spelling of the scan command.)", epilog=EPILOG)
+    _score_args(p, scan=False)
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: keep the rows already in -o and score the rest")
+    p.add_argument("--key", action="append", help="HDF5 dataset(s) to score (default: every x_* dataset)")
+    p.add_argument("--chunk", type=int, default=4096, help="records read and scored at a time (default 4096)")
+    p.add_argument("--scan", action="store_true", help="same as the scan command (kept for scripts)")
+    _scan_args(p, "scanning (--scan; see the scan command)")
+    _backend_args(p)
+    p.set_defaults(handler=_handler("serving.cli.scoring", "cmd_score_or_scan"))
+
+    p = sub.add_parser("scan", help="score every window of long sequences (bedGraph, BED of sites, TSV)",
+                       description="Slide a window of the model's length along every sequence of INPUT at "
+                       "--stride and score each window: a bedGraph track of probabilities (each window's value on "
+                       "the min(stride, L) bp at its centre), a BED6 of called sites (windows >= --threshold, "
+                       "overlapping ones merged) and/or a TSV of every window. Coordinates are BED-style; ids "
+                       "like chr1:1000-5000 place the output on the genome.", epilog=EPILOG)
+    _score_args(p, scan=True)
+    _scan_args(p, "scanning")
+    _backend_args(p)
+    p.set_defaults(handler=_handler("serving.cli.scoring", "cmd_scan"), resume=False)
+
+    v = sub.add_parser("variants", help="effect of each variant (alt - ref) on the window centred on it",
+                       description="For each variant (TSV `chrom pos ref alt [id]`, 1-based pos; or VCF), cut the "
+                       "model-length window centred on it from the reference FASTA, check `ref` against the "
+                       "sequence, and report ref/alt probability and logit and their alt - ref deltas. Variants "
+                       "that cannot be scored (ref mismatch, outside every sequence) get NA and a status.",
+                       epilog=EPILOG)
+    v.add_argument("--fasta", required=True, help="reference FASTA(.gz): records named chrom or chrom:start-end")
+    v.add_argument("--variants", required=True, help="TSV (chrom pos ref alt [id]) or VCF(.gz)")
+    v.add_argument("-o", "--output", help="output TSV (default: stdout)")
+    v.add_argument("--coords", choices=("auto", "bed", "one-based", "none"), default="auto",
+                   help="how chrom:start-end FASTA ids are read (see `scan --help`)")
+    _backend_args(v)
+    v.set_defaults(handler=_handler("serving.cli.analysis", "cmd_variants"))
+
+    m = sub.add_parser("mutagenesis", help="in silico saturation mutagenesis of one sequence (TSV + logo PNG)",
+                       description="Logit change of every single-base substitution (L x 3, shown as an L x 4 "
+                       "table with 0 at the reference base) of one sequence of the model's length, all mutants in "
+                       "one batch; TSV and a logo PNG mean-centred per position.", epilog=EPILOG)
+    src = m.add_mutually_exclusive_group(required=True)
+    src.add_argument("--sequence", help="the DNA sequence")
+    src.add_argument("--fasta", help="a FASTA file: its first record, or --id")
+    m.add_argument("--id", help="record id in --fasta")
+    m.add_argument("-o", "--output", help="TSV: position, ref, delta_logit_A..T (default: stdout)")
+    m.add_argument("--png", help="logo PNG of the mean-centred logit changes")
+    _backend_args(m)
+    m.set_defaults(handler=_handler("serving.cli.analysis", "cmd_mutagenesis"))
+
+    s = sub.add_parser("serve", help="serve a model over HTTP (bentoml serve; Ctrl-C stops it and its workers)",
+                       description="Run the HTTP service (`bentoml serve serving.service.app:BindCNN`) for a model "
+                       "in the BentoML store, in the foreground. Ctrl-C or SIGTERM stops the server and all its "
+                       "workers within seconds. Exit codes: 0 stopped by a signal or cleanly; 2 no such model; "
+                       "otherwise bentoml's own code.")
+    s.add_argument("--model", default=None, help=f"model tag in the BentoML store, or an exported model folder "
+                   f"(registered first) (default: $BINDCNN_MODEL or {DEFAULT_MODEL_TAG})")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=3000, help="port (default 3000)")

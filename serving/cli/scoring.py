@@ -1,0 +1,132 @@
+"""The score and scan commands: files in, TSV / bedGraph / BED out, with progress, rejects and resume."""
+from __future__ import annotations
+
+import sys
+import time
+
+from serving.cli.parsers import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE
+from serving.console import Progress, say
+from serving.fasta import FastaError
+from serving.scoring import inputs, outputs
+from serving.scoring import score as sc
+
+
+def _progress(args, label: str, total=None, unit: str = "records") -> Progress:
+    return Progress(label, total=total, unit=unit, enabled=False if args.quiet else None)
+
+
+def cmd_score_or_scan(args, predictor) -> int:
+    return (cmd_scan if args.scan else cmd_score)(args, predictor)
+
+
+def cmd_score(args, predictor) -> int:
+    fmt = inputs.detect_format(args.input)
+    if args.resume and not args.output:
+        raise ValueError("--resume needs -o OUTPUT (the file to continue)")
+    skip = outputs.rows_done(args.output, sc.HEADER) if args.resume else 0
+    rejects_path = args.rejects or outputs.default_rejects_path(args.output)
+    chunk = max(args.chunk, getattr(predictor, "batch_size", 0) * getattr(predictor, "workers", 0))
+    batches = (inputs.fasta_batches(args.input, chunk, skip) if fmt == "fasta"
+               else inputs.array_batches(args.input, chunk, skip, args.key))
+    total = inputs.count_hint(args.input, args.key) if fmt != "fasta" else None
+    out = outputs.open_output(args.output, sc.HEADER, append=args.resume)
+    rejects = outputs.RejectsFile(rejects_path, append=args.resume)
+    progress = _progress(args, "scoring", total)
+    progress.done = skip
+    try:
+        summary = sc.score(predictor, batches, out, rejects, rc=args.rc, progress=progress, skipped=skip)
+    except (FastaError, ValueError) as exc:  # malformed input: resume cannot fix it
+        progress.close()
+        print(f"error: {args.input}: {exc} (records before it are in {args.output or 'stdout'}; fix the file "
+              "and re-run)", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, Exception) as exc:
+        progress.close()
+        done = progress.done
+        where = f"; rows 1-{done} are in {args.output}, re-run with --resume to continue" if args.output else ""
+        msg = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        print(f"error: stopped at record {done + 1} (records from {done + 1} on were not scored){where}: {msg}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_FAILED
+    finally:
+        outputs.close_output(out)
+        rejects.close()
+    progress.close()
+    if summary.records == 0 and skip == 0:
+        print(f"error: {args.input}: the file holds no records (expected '>id' lines followed by sequence lines)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    resumed = f" (after {skip:,} already in the output)" if skip else ""
+    say(f"scored {summary.scored:,} of {summary.records:,} records{resumed} in {summary.seconds:.1f} s "
+        f"({summary.rate:,.0f} records/s) -> {args.output or 'stdout'}", args.quiet)
+    if summary.rejected:
+        print(outputs.reject_summary(summary, rejects_path), file=sys.stderr)
+        return EXIT_REJECTS
+    return EXIT_OK
+
+
+def cmd_scan(args, predictor) -> int:
+    from serving.fasta import read_fasta
+    from serving.scoring import scan
+    from serving.scoring.regions import parse_region
+
+    if args.stride < 1:
+        raise ValueError(f"--stride must be >= 1, got {args.stride}")
+    if args.resume:
+        raise ValueError("--resume continues a scoring TSV; a scan is re-run whole")
+    bedgraph_path = args.bedgraph or (None if (args.bed or args.output) else "-")
+    track = args.track_line
+    outs = {}
+    rejects_path = args.rejects or outputs.default_rejects_path(args.output)
+    rejects = outputs.RejectsFile(rejects_path)
+    summary = sc.Summary()
+    progress = _progress(args, "scanning", unit="windows")
+    lines = sites = 0
+    try:
+        if bedgraph_path:
+            outs["bedgraph"] = outputs.open_output(bedgraph_path, outputs.bedgraph_track_line(track) if track else "")
+        if args.bed:
+            outs["bed"] = outputs.open_output(args.bed, outputs.bed_track_line(track + " sites") if track else "")
+        if args.output:
+            outs["windows"] = outputs.open_output(args.output, outputs.WINDOWS_HEADER)
+        t0 = time.perf_counter()
+        records = read_fasta(sys.stdin.buffer if args.input == "-" else args.input, allow_empty=True)
+        for i, rec, result, error in scan.scan_records(predictor, records, args.stride, args.short, args.rc,
+                                                       on_batch=progress.update):
+            summary.records += 1
+            if result is None:
+                reject = sc.Reject(i, rec.id, error)
+                summary.add_rejects([reject])
+                rejects.write([reject])
+                continue
+            summary.scored += 1
+            region = parse_region(rec.id, result.length, args.coords)
+            if region.note:
+                say(f"note: {region.note}", args.quiet)
+            if "bedgraph" in outs:
+                lines += outputs.write_bedgraph(outs["bedgraph"], result, region)
+            if "bed" in outs:
+                sites += outputs.write_bed(outs["bed"], result, region, args.threshold)
+            if "windows" in outs:
+                outputs.write_windows(outs["windows"], result, region)
+        progress.close()
+        summary.seconds = time.perf_counter() - t0
+    finally:
+        for fh in outs.values():
+            outputs.close_output(fh)
+        rejects.close()
+    if summary.records == 0:
+        print(f"error: {args.input}: the file holds no records", file=sys.stderr)
+        return EXIT_USAGE
+    bp_rate = progress.done * args.stride / summary.seconds if summary.seconds else 0
+    wrote = ", ".join(filter(None, [
+        f"bedGraph {bedgraph_path if bedgraph_path != '-' else 'stdout'} ({lines:,} intervals)" if bedgraph_path else "",
+        f"BED {args.bed} ({sites:,} sites >= {args.threshold})" if args.bed else "",
+        f"windows {args.output}" if args.output else ""]))
+    say(f"scanned {summary.scored:,} sequence(s), {progress.done:,} windows at stride {args.stride} in "
+        f"{summary.seconds:.1f} s ({progress.done / max(summary.seconds, 1e-9):,.0f} windows/s, "
+        f"{bp_rate:,.0f} bp/s) -> {wrote}", args.quiet)
+    if summary.rejected:
+        print(outputs.reject_summary(summary, rejects_path, note="not in the tracks"), file=sys.stderr)
+        return EXIT_REJECTS
+    return EXIT_OK

@@ -1,0 +1,153 @@
+"""Batch scoring: validate each Batch, score it with any predictor (local ONNX Runtime or a service) and
+write TSV rows `id probability logit` in input order, a rejected record keeping its row with NA.
+
+A record that cannot be scored (wrong length, bad character, empty) gets NA and a line in the rejects
+file saying why, so a run is never stopped by one record, nothing is dropped silently, and --resume works.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import IO, Iterator
+
+import numpy as np
+
+from serving.dna import SequenceError, check_onehot, check_sequences, codes_to_onehot, encode, length_reason, to_codes
+from serving.predictor import PredictorLike
+from serving.scoring.inputs import Batch
+
+HEADER = "id\tprobability\tlogit\n"
+LONGER_HINT = " (to score every window of a longer sequence: the scan command, or score --scan)"
+NA = "NA"
+
+
+@dataclass
+class Reject:
+    index: int  # 0-based record number in the input
+    id: str
+    reason: str
+
+
+@dataclass
+class Summary:
+    records: int = 0  # rows written by this run (scored + rejected)
+    scored: int = 0
+    rejected: int = 0
+    skipped: int = 0  # records already in the output (resume)
+    seconds: float = 0.0
+    rejects: list[Reject] = field(default_factory=list)  # the first MAX_KEPT, for the summary
+
+    MAX_KEPT = 50
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    def add_rejects(self, rejects: list[Reject]) -> None:
+        self.rejected += len(rejects)
+        self.rejects.extend(rejects[: max(0, self.MAX_KEPT - len(self.rejects))])
+
+
+def prepare_sequences(batch: Batch, length: int, alphabet: str, onehot: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray | None, list[Reject]]:
+    """Validate a Batch of strings. Returns (ok: (n,) bool, x: (ok.sum(), L, 4) float32 or None when
+    onehot=False (validation only), rejects). One vectorised pass when the chunk is clean; per-record
+    checks only for a chunk with bad records."""
+    seqs = batch.sequences or []
+    ok = np.array([len(s) == length for s in seqs], dtype=bool)
+    rejects = [Reject(batch.first + int(i), batch.ids[i], length_reason(len(seqs[i]), length)
+                      + (LONGER_HINT if len(seqs[i]) > length else "")) for i in np.flatnonzero(~ok)]
+    good = [s for s, keep in zip(seqs, ok) if keep]
+    empty = np.zeros((0, length, 4), np.float32) if onehot else None
+    if not good:
+        return ok, empty, rejects
+    try:
+        if not onehot:
+            check_sequences(good, length, alphabet)
+            return ok, None, rejects
+        return ok, encode(good, length, alphabet), rejects
+    except SequenceError:
+        pass
+    codes = []
+    for i in np.flatnonzero(ok):
+        try:
+            codes.append(to_codes(seqs[i], batch.first + int(i), alphabet))
+        except SequenceError as exc:
+            ok[i] = False
+            rejects.append(Reject(batch.first + int(i), batch.ids[i], exc.reason))
+    rejects.sort(key=lambda r: r.index)
+    if not onehot:
+        return ok, None, rejects
+    return ok, (codes_to_onehot(np.stack(codes)) if codes else empty), rejects
+
+
+def prepare_onehot(batch: Batch, length: int) -> tuple[np.ndarray, np.ndarray, list[Reject]]:
+    """Validate a Batch of one-hot rows (serving.dna.check_onehot, row by row only if the chunk
+    fails). Returns (ok: (n,) bool, x: (ok.sum(), L, 4) float32, rejects)."""
+    x = batch.onehot
+    assert x is not None
+    try:
+        return np.ones(len(x), bool), check_onehot(x, length), []
+    except ValueError:
+        pass
+    ok = np.ones(len(x), bool)
+    rows, rejects = [], []
+    for i in range(len(x)):
+        try:
+            rows.append(check_onehot(x[i : i + 1], length))
+        except ValueError as exc:
+            ok[i] = False
+            rejects.append(Reject(batch.first + i, batch.ids[i], str(exc).replace("sequence 0: ", "")))
+    return ok, (np.concatenate(rows) if rows else np.zeros((0, length, 4), np.float32)), rejects
+
+
+def score_batches(predictor: PredictorLike, batches: Iterator[Batch], rc: bool = False
+                  ) -> Iterator[tuple[Batch, np.ndarray, np.ndarray, list[Reject]]]:
+    """Score each Batch: yields (batch, probability (n,), logit (n,), rejects), NaN where rejected.
+    A predictor that prefers strings (the HTTP client) gets validated text, never a one-hot it would drop."""
+    for batch in batches:
+        as_text = batch.sequences is not None and getattr(predictor, "prefers_strings", False) and not rc
+        if batch.sequences is not None:
+            ok, x, rejects = prepare_sequences(batch, predictor.length, predictor.alphabet, onehot=not as_text)
+        else:
+            ok, x, rejects = prepare_onehot(batch, predictor.length)
+        prob = np.full(len(ok), np.nan, np.float32)
+        logit = np.full(len(ok), np.nan, np.float32)
+        if ok.any():
+            if as_text:
+                out = predictor.predict_sequences([s for s, k in zip(batch.sequences, ok) if k])
+            else:
+                out = predictor.predict_onehot(x, reverse_complement_average=rc)
+            prob[ok], logit[ok] = out["probability"], out["logit"]
+        yield batch, prob, logit, rejects
+
+
+def format_rows(ids: list[str], prob: np.ndarray, logit: np.ndarray) -> str:
+    """TSV rows `id probability logit` (7 significant digits; NA where NaN)."""
+    lines = []
+    for rid, p, z in zip(ids, prob.tolist(), logit.tolist()):
+        if p != p:  # NaN: rejected
+            lines.append(f"{rid}\t{NA}\t{NA}\n")
+        else:
+            lines.append(f"{rid}\t{p:.7g}\t{z:.7g}\n")
+    return "".join(lines)
+
+
+def score(predictor: PredictorLike, batches: Iterator[Batch], out: IO[str], rejects_out=None,
+          rc: bool = False, progress=None, skipped: int = 0) -> Summary:
+    """Score every Batch and write its rows to `out` (and its rejects to `rejects_out`, a
+    serving.scoring.outputs.RejectsFile) as soon as the batch is done, in input order. Returns a Summary."""
+    summary = Summary(skipped=skipped)
+    t0 = time.perf_counter()
+    for batch, prob, logit, rejects in score_batches(predictor, batches, rc):
+        out.write(format_rows(batch.ids, prob, logit))
+        out.flush()
+        if rejects_out is not None and rejects:
+            rejects_out.write(rejects)
+        summary.records += len(batch.ids)
+        summary.scored += len(batch.ids) - len(rejects)
+        summary.add_rejects(rejects)
+        if progress is not None:
+            progress.update(len(batch.ids))
+    summary.seconds = time.perf_counter() - t0
+    return summary

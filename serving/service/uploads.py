@@ -1,0 +1,59 @@
+"""Files clients upload (multipart): a FASTA (plain or gzip) or a one-hot .npy, read into what the predictor
+takes, with every problem turned into a 400 (or 413 past a limit) that says which record and what is wrong."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from bentoml.exceptions import InvalidArgument
+
+from serving.dna import SequenceError, check_onehot, encode
+from serving.fasta import FastaError, Record, read_fasta
+from serving.scoring.inputs import open_npy
+from serving.service.limits import Limits, TooLarge
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def fasta_records(path: Path, limits: Limits) -> list[Record]:
+    """A FASTA upload (plain or gzip) -> its records (at most the sequence limit), or 400/413."""
+    records = []
+    try:
+        for record in read_fasta(path, max_bytes=limits.upload_bytes.value):
+            records.append(record)
+            limits.sequences.check(len(records))
+    except FastaError as exc:
+        if exc.too_large:
+            raise TooLarge(f"FASTA upload: {exc} (server setting {limits.upload_bytes.env})") from None
+        raise InvalidArgument(f"FASTA upload: {exc}") from None
+    if not records:
+        raise InvalidArgument("FASTA upload: the file holds no records (expected '>id' lines followed by "
+                              "sequence lines)")
+    return records
+
+
+def fasta_onehot(path: Path, limits: Limits, length: int, alphabet: str) -> tuple[list[str], np.ndarray]:
+    """A FASTA upload -> record ids (N,), x: (N, L, 4) float32; a bad record is a 400 naming it."""
+    records = fasta_records(path, limits)
+    ids = [r.id for r in records]
+    try:
+        return ids, encode([r.sequence for r in records], length, alphabet)
+    except SequenceError as exc:
+        i = exc.index or 0
+        raise InvalidArgument(f"FASTA record {i + 1} (id {ids[i]!r}): {exc.reason}") from None
+
+
+def npy_onehot(path: Path, limits: Limits, length: int) -> np.ndarray:
+    """A .npy upload -> x: (N, L, 4) float32 (also accepts (N, 4, L); never unpickles; memory-mapped, so
+    the header's shape is checked before any data is read)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != NPY_MAGIC and not magic.startswith(b"PK\x03\x04"):
+        raise InvalidArgument("array upload: not a readable .npy file (it does not start with the .npy "
+                              "magic bytes; write it with numpy.save)")
+    try:
+        raw = open_npy(path)
+        limits.sequences.check(raw.shape[0])
+        return check_onehot(raw, length)
+    except ValueError as exc:
+        raise InvalidArgument(f"array upload: {exc}") from None

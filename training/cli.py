@@ -1,0 +1,175 @@
+"""The one command line, `bindcnn <command>`: the training commands (synthetic, fasta, download, train, export,
+register, evaluate, saliency) and the serving ones (score, scan, variants, mutagenesis, serve).
+
+`python -m training` keeps the training commands alone. Exit codes: 0 success; 1 the work failed (e.g.
+ONNX/TensorFlow parity); 2 bad arguments or input; 3 scored with rejects (scoring); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from serving.store import DEFAULT_MODEL_NAME
+from training.commands import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, cmd_download, cmd_evaluate,
+                               cmd_export, cmd_fasta, cmd_register, cmd_saliency, cmd_synthetic, cmd_train)
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "main", "training_main"]
+
+EPILOG = "exit codes: 0 done; 1 the work failed (e.g. ONNX and TensorFlow disagree); 2 bad arguments or input; " \
+         "130 interrupted (nothing partial is left in the models folder)."
+DESCRIPTIONS = {
+    "synthetic": "Write the built-in synthetic CTCF dataset (HDF5, the notebook's layout): seeded sequences with "
+                 "JASPAR MA0139.1 instances in the positives, decoys and weak instances in both classes.",
+    "fasta": "Build a training set (HDF5) from FASTA: positives from one file, negatives from another or, without "
+             "one, dinucleotide-shuffled positives. Longer records are centre-cropped to the length.",
+    "download": "Download the real <TF>_200.h5 of the course notebook (Zenodo record 7265991; needs internet) and "
+                "validate its layout.",
+    "train": "Train the notebook's regularized CNN with early stopping, evaluate it, export the SavedModel and "
+             "the ONNX model from the same weights (export fails unless they agree), write models/NAME/ and "
+             "register it in the BentoML model store. Without --data, the built-in synthetic set.",
+    "export": "Re-export an exported model's weights (model.keras) as a new version: SavedModel + ONNX, "
+              "parity-checked, metadata and checksums rewritten.",
+    "register": "Add an exported model folder to the BentoML model store (what bentoml serve / build use).",
+    "evaluate": "Accuracy, AUROC and AUPR of an exported model (ONNX Runtime) on a dataset's splits; metrics.json "
+                "and the ROC/PR plot.",
+    "saliency": "Saliency maps (grad x input of the logit, TensorFlow) of the top predictions of a split: one "
+                "logo PNG each, a heat map, scores.npy and top.tsv (with how well each map finds the true motif).",
+}
+
+
+def _export_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `train` and `export`."""
+    parser.add_argument("--onnx-converter", default="direct", choices=["direct", "tf2onnx"],
+                        help="direct: write the CNN's ONNX graph in ONNX Runtime's fastest layout (default); "
+                        "tf2onnx: convert with tf2onnx. Both are parity-checked against the SavedModel")
+    parser.add_argument("--no-register", action="store_true", help="do not add it to the BentoML model store")
+
+
+def add_commands(sub) -> None:
+    """Add the training commands to an argparse subparsers object; each parser's description says what the
+    command does."""
+    from training.datasets.download import ZENODO_TFS
+    from training.datasets.synthetic import DEFAULT_SYNTHETIC_N
+
+    s = sub.add_parser("synthetic", help="write the built-in synthetic CTCF dataset (HDF5)",
+                       description=DESCRIPTIONS["synthetic"], epilog=EPILOG)
+    s.add_argument("--out", type=Path, required=True, help="output .h5 path")
+    s.add_argument("--n", type=int, default=DEFAULT_SYNTHETIC_N, help="number of sequences (default %(default)s)")
+    s.add_argument("--length", type=int, default=200, help="sequence length (default %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    s.set_defaults(func=cmd_synthetic)
+
+    s = sub.add_parser("fasta", help="build a dataset from FASTA (negatives: a file or dinucleotide shuffles)",
+                       description=DESCRIPTIONS["fasta"], epilog=EPILOG)
+    s.add_argument("--positives", type=Path, required=True, help="FASTA of bound sequences (plain or .gz)")
+    s.add_argument("--negatives", type=Path, help="FASTA of unbound sequences (default: shuffled positives)")
+    s.add_argument("--out", type=Path, required=True, help="output .h5 path")
+    s.add_argument("--length", type=int, help="sequence length; longer records are centre-cropped, shorter "
+                   "skipped (default: the first record's length)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    s.set_defaults(func=cmd_fasta)
+
+    s = sub.add_parser("download", help="download the real <TF>_200.h5 from Zenodo 7265991 (needs internet)",
+                       description=DESCRIPTIONS["download"], epilog=EPILOG)
+    s.add_argument("--tf", default="CTCF", choices=ZENODO_TFS, help="transcription factor (default %(default)s)")
+    s.add_argument("--out", type=Path, required=True, help="output .h5 path")
+    s.add_argument("--url", help="download from this URL instead (a mirror)")
+    s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("train", help="train, evaluate, export to models/NAME and register it",
+                       description=DESCRIPTIONS["train"], epilog=EPILOG)
+    s.add_argument("--data", type=Path, help="dataset .h5 (default: the built-in synthetic set, written to "
+                   "data/ctcf_synthetic.h5 on first use)")
+    s.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name (default %(default)s)")
+    s.add_argument("--models", type=Path, default=Path("models"), help="models folder (default %(default)s)")
+    s.add_argument("--epochs", type=int, default=100, help="maximum epochs (default %(default)s)")
+    s.add_argument("--patience", type=int, default=5, help="early-stopping patience (default %(default)s)")
+    s.add_argument("--notebook-early-stopping", action="store_true",
+                   help="the notebook's exact setting: monitor training loss, keep the last weights")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    s.add_argument("--if-missing", action="store_true",
+                   help="do nothing (but register) when MODELS/NAME already holds an export (what make serve uses)")
+    _export_options(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("export", help="re-export models/NAME from its model.keras (new version, parity checked)",
+                       description=DESCRIPTIONS["export"], epilog=EPILOG)
+    s.add_argument("--model", type=Path, required=True, help="an exported model folder, e.g. models/ctcf")
+    s.add_argument("--data", type=Path, help="dataset for the parity check (default: the one it was trained on)")
+    s.add_argument("--out", type=Path, help="output folder (default: the model folder itself)")
+    s.add_argument("--name", help="model name (default: the current one)")
+    _export_options(s)
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("register", help="add an exported model folder to the BentoML model store",
+                       description=DESCRIPTIONS["register"], epilog=EPILOG)
+    s.add_argument("--model", type=Path, required=True, help="an exported model folder, e.g. models/ctcf")
+    s.set_defaults(func=cmd_register)
+
+    s = sub.add_parser("evaluate", help="metrics of an exported model (ONNX Runtime) on a dataset",
+                       description=DESCRIPTIONS["evaluate"], epilog=EPILOG)
+    s.add_argument("--model", type=Path, required=True, help="an exported model folder, e.g. models/ctcf")
+    s.add_argument("--data", type=Path, required=True, help="dataset .h5")
+    s.add_argument("--splits", nargs="+", default=["test"], choices=["train", "valid", "test"],
+                   help="splits to evaluate (default: test)")
+    s.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="output folder (default %(default)s)")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("saliency", help="saliency logos (grad x input) for the top predictions",
+                       description=DESCRIPTIONS["saliency"], epilog=EPILOG)
+    s.add_argument("--model", type=Path, required=True, help="an exported model folder, e.g. models/ctcf")
+    s.add_argument("--data", type=Path, required=True, help="dataset .h5")
+    s.add_argument("--split", default="test", choices=["train", "valid", "test"], help="(default %(default)s)")
+    s.add_argument("--top", type=int, default=10, help="number of top predictions (default %(default)s)")
+    s.add_argument("--corrected", action="store_true", help="gradient correction (subtract the per-position mean)")
+    s.add_argument("--out", type=Path, default=Path("runs/saliency"), help="output folder (default %(default)s)")
+    s.set_defaults(func=cmd_saliency)
+
+
+def training_main(argv: list[str] | None = None) -> int:
+    """`python -m training`: the training commands only."""
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return _run(parser.parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`bindcnn`: every command of the project."""
+    from serving.cli import add_commands as add_serving_commands
+
+    parser = argparse.ArgumentParser(prog="bindcnn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_commands(sub)
+    add_serving_commands(sub)
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        from serving.cli import run
+
+        return run(args)
+    return _run(args)
+
+
+def _run(args) -> int:
+    from serving.artifact import ArtifactError
+    from serving.console import say
+    from serving.fasta import FastaError
+    from training.datasets import DatasetError
+
+    try:
+        return args.func(args)
+    except (DatasetError, FastaError, ArtifactError, ValueError, FileNotFoundError) as exc:
+        say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        say("interrupted: nothing partial was left in the models folder")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # ParityError, network errors, ...
+        say(f"failed: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
