@@ -2,7 +2,7 @@
 it, against TensorFlow (reloaded SavedModel through a tf.function) and Keras `model.predict`; plus peak FLOP/s.
 
 Each engine runs in its own process (`python -m benchmarks.bench_inference --engine NAME`, prints JSON), so
-TensorFlow's thread pools never share a process with ONNX Runtime; benchmarks/__main__.py alternates them.
+TensorFlow's thread pools never share a process with ONNX Runtime; `measure()` alternates them.
 """
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ ENGINES = {
 
 
 def onehot_batch(n: int, length: int = 200, seed: int = 0) -> np.ndarray:
-    """(n, length, 4) float32 random one-hot DNA."""
-    return np.eye(4, dtype=np.float32)[np.random.default_rng(seed).integers(0, 4, (n, length))]
+    """(n, length, 4) float32 random one-hot DNA: serving.dna.random_dna's strings, encoded."""
+    from serving.dna import encode, random_dna
+
+    return encode(random_dna(n, length, seed), length)
 
 
 def rate(fn, n: int, reps: int, seconds: float) -> list[float]:
@@ -81,7 +83,7 @@ def _engine_fn(engine: str, model_dir: Path, work: Path, device: str):
 
             s = ort.InferenceSession(str(work / "tf2onnx.onnx"), session_options(), providers=choose_providers(device))
         return (lambda x: s.run(["prob", "logit"], {"dna": x})), {"providers": s.get_providers()}
-    from training import quiet_tensorflow
+    from serving.attribution import quiet_tensorflow
 
     quiet_tensorflow()
     import tensorflow as tf
@@ -98,7 +100,7 @@ def _engine_fn(engine: str, model_dir: Path, work: Path, device: str):
 
 def prepare(model_dir: Path, work: Path) -> dict:
     """Write work/tf2onnx.onnx (tf2onnx's graph of model.keras) and count the model's FLOPs per sequence."""
-    from training import quiet_tensorflow
+    from serving.attribution import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
@@ -113,20 +115,24 @@ def prepare(model_dir: Path, work: Path) -> dict:
 
 def flops_per_sequence(model) -> dict:
     """FLOP (multiply-adds x 2) per sequence of each Conv1D ('same', stride 1) and Dense layer of a Keras model;
-    'total', and 'executed' = what ONNX Runtime computes with training.onnx_graph's filters padded to whole blocks.
+    'total', and 'executed' = what ONNX Runtime computes with training.onnx_graph's filters padded to whole blocks
+    ('filters' -> 'padded_filters' of the first Conv1D).
     For the notebook CNN: conv 200*19*4*24*2 = 729,600; dense 192*64*2 = 24,576; logit 64*2 = 128."""
-    out, padding = {}, 0
+    out, padding, filters = {}, 0, []
     for layer in model.layers:
         kind = type(layer).__name__
         if kind == "Conv1D":
             k, c, f = layer.get_weights()[0].shape
             out[layer.name] = int(layer.output.shape[1]) * k * c * f * 2
             padding += out[layer.name] * (-(-f // CHANNEL_BLOCK) * CHANNEL_BLOCK - f) // f
+            filters.append(int(f))
         elif kind == "Dense":
             i, o = layer.get_weights()[0].shape
             out[layer.name] = i * o * 2
     out["total"] = sum(out.values())
     out["executed"] = out["total"] + padding
+    if filters:
+        out["filters"], out["padded_filters"] = filters[0], -(-filters[0] // CHANNEL_BLOCK) * CHANNEL_BLOCK
     return out
 
 

@@ -1,16 +1,14 @@
-"""Scoring-at-scale benchmark: `python -m serving score` (--local, --url) and `--scan` end to end, each beside
-in-process ONNX Runtime on the same sequences, as ratios. Prints a markdown table.
+"""Scoring-at-scale benchmark: `python -m serving score` (--local, --url) and `python -m serving scan` end to end,
+each beside in-process ONNX Runtime on the same sequences, as ratios. Prints a markdown table.
 
     python -m benchmarks.bench_scoring [--model models/ctcf] [--records 100000] [--scan-bp 1000000] [--url URL]
 
 Without --url a `bentoml serve` is started on a free loopback port (the model is registered in a private
-BentoML home) and stopped at the end. The machine is shared and noisy: compare the ratios, not the rates.
+BentoML home) and stopped at the end. The machine may be shared and noisy: compare the ratios, not the rates.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -20,14 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.store import DEFAULT_MODEL_DIR
+
 
 def write_inputs(tmp: Path, records: int, scan_bp: int, seed: int = 0) -> tuple[Path, Path, list[str], str]:
-    rng = np.random.default_rng(seed)
-    letters = np.array(list("ACGT"))
-    seqs = ["".join(r) for r in letters[rng.integers(0, 4, (records, 200))]]
+    """records.fa (`records` random 200-nt records) and long.fa (one random `scan_bp` sequence, 80 columns)."""
+    from serving.dna import random_dna
+
+    seqs = random_dna(records, 200, seed)
     fa = tmp / "records.fa"
     fa.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
-    long = "".join(letters[rng.integers(0, 4, scan_bp)])
+    long = random_dna(1, scan_bp, seed + 1)[0]
     lfa = tmp / "long.fa"
     lfa.write_text(f">chrB:0-{scan_bp}\n" + "\n".join(long[i : i + 80] for i in range(0, scan_bp, 80)) + "\n")
     return fa, lfa, seqs, long
@@ -61,7 +62,7 @@ def paired(name: str, unit: str, n: int, cli_args: list[str], reference, repeat:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_scoring", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="models/ctcf", help="exported model folder (default models/ctcf)")
+    p.add_argument("--model", default=DEFAULT_MODEL_DIR, help=f"exported model folder (default {DEFAULT_MODEL_DIR})")
     p.add_argument("--records", type=int, default=100_000, help="200-nt records in the FASTA (default 100000)")
     p.add_argument("--scan-bp", type=int, default=1_000_000, help="length of the scanned sequence (default 1 Mb)")
     p.add_argument("--url", help="use this running service instead of starting one")
@@ -69,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs per figure; medians reported (default 3)")
     args = p.parse_args(argv)
 
-    from serving.encoding import encode
+    from benchmarks.report import machine_line
+    from benchmarks.server import start_server
+    from serving.dna import encode, encode_one
     from serving.predictor import Predictor
-    from serving.scan import windows
-    from serving.encoding import encode_one
+    from serving.scoring.scan import windows
 
     model = Path(args.model)
     predictor = Predictor(model, device="cpu")
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             server = None
             url = args.url
             if url is None:
-                server, url = start_server(model, tmp)
+                server, _ = start_server(model, tmp / "bentoml")
+                url = server.url
             try:
                 rows.append(paired("`score --url`, same FASTA (1000 per request, 4 in flight)", "seq/s", len(seqs),
                                    ["score", str(fa), "--url", url, "-o", str(tmp / "url.tsv")], ort_records,
@@ -107,29 +110,16 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 if server is not None:
                     server.stop()
-        rows.append(paired(f"`score --scan`, stride 1, {args.scan_bp:,} bp -> bedGraph (wall)", "bp/s", n_win,
-                           ["score", str(lfa), "--scan", "--model", str(model), "--device", "cpu",
+        rows.append(paired(f"`scan`, stride 1, {args.scan_bp:,} bp -> bedGraph (wall)", "bp/s", n_win,
+                           ["scan", str(lfa), "--local", "--model", str(model), "--device", "cpu",
                             "--bedgraph", str(tmp / "scan.bedGraph")], ort_windows, args.repeat))
 
-    print(f"Scoring at scale: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"providers {predictor.providers}, medians of {args.repeat}\n")
+    print(f"Scoring at scale: {machine_line()}; providers {predictor.providers}, medians of {args.repeat}\n")
     print("| path | rate | in-process ONNX Runtime, same sequences | ratio (median of paired runs) |")
     print("| --- | --- | --- | --- |")
     for name, rate, unit, ref, ratio in rows:
         print(f"| {name} | {rate:,.0f} {unit} | {ref:,.0f} seq/s | {ratio:.2f} |")
     return 0
-
-
-def start_server(model: Path, tmp: Path):
-    """Register `model` in a private BentoML home and start `bentoml serve` on a free loopback port."""
-    os.environ["BENTOML_HOME"] = str(tmp / "bentoml")
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-    from serving.store import register
-    from tests.server import Server
-
-    tag = register(model)
-    server = Server(env={"BINDCNN_MODEL": tag, "BENTOML_HOME": os.environ["BENTOML_HOME"]}).start()
-    return server, server.url
 
 
 if __name__ == "__main__":

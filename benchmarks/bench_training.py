@@ -1,4 +1,4 @@
-"""Seconds per training epoch: the project's fit (training.train.fit: tf.data, shuffle, prefetch) against a plain
+"""Seconds per training epoch: the project's fit (training.fit.fit: tf.data, shuffle, prefetch) against a plain
 notebook-style `model.fit(x, y, batch_size=128)` on numpy arrays, same model, optimiser, metrics and data.
 
     python -m benchmarks.bench_training [--data data/ctcf_synthetic.h5] [--epochs 2] [--limit N]   (prints JSON)
@@ -34,9 +34,9 @@ class _EpochTimer:
 
 
 def project_fit(ds, epochs: int, dataset=None) -> list[float]:
-    """Per-epoch seconds of training.train.fit (its progress-line callback swapped for a timer); `dataset`
-    optionally replaces training.train._dataset (to time an alternative input pipeline)."""
-    import training.train as train
+    """Per-epoch seconds of training.fit.fit (its progress-line callback swapped for a timer); `dataset`
+    optionally replaces training.fit._dataset (to time an alternative input pipeline)."""
+    import training.fit as train
 
     timer = _EpochTimer()
     saved = train._progress_callback, train._dataset
@@ -67,7 +67,7 @@ def notebook_fit(ds, epochs: int) -> list[float]:
     import keras
 
     from training.model import build_model
-    from training.train import set_seeds
+    from training.fit import set_seeds
 
     set_seeds(0)
     model = build_model(ds.x["train"].shape[1])
@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="use only the first N training sequences")
     args = p.parse_args(argv)
 
-    from training import quiet_tensorflow
+    from serving.attribution import quiet_tensorflow
 
     quiet_tensorflow()
-    from training.data import load_h5
+    from training.datasets import load_h5
     from training.pipeline import default_dataset
 
     source = args.data or default_dataset()

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import gzip
 import io
 import os
-import platform
 import random
 import signal
 import sys
 import tempfile
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.load_report import Stats, report
+from benchmarks.server import worker_roles
+from serving.store import DEFAULT_MODEL_TAG
 
 POOL = 512  # distinct sequences the clients draw from
 TOL = 1e-5  # a served probability/logit vs in-process ONNX Runtime
@@ -34,27 +34,6 @@ TOL = 1e-5  # a served probability/logit vs in-process ONNX Runtime
 MIX = [("predict", 35), ("predict_one", 30), ("predict_fasta", 10), ("predict_onehot", 10), ("saliency", 10),
        ("model", 5)]
 READYZ = ("readyz", 5)
-# Memory is "flat" when no worker's RSS in the second half of the run exceeds its first-half peak by more.
-RSS_BOUND_MB = 50.0
-
-
-@dataclass
-class Stats:
-    """Outcomes of one run. latencies: endpoint -> seconds of each successful request."""
-
-    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "endpoint: reason" -> count
-    wrong: list[str] = field(default_factory=list)  # answers that came back 200 but wrong
-    error_times: list[float] = field(default_factory=list)  # seconds since start of each error
-    ok_times: list[float] = field(default_factory=list)
-
-    @property
-    def n_ok(self) -> int:
-        return sum(len(v) for v in self.latencies.values())
-
-    @property
-    def n_errors(self) -> int:
-        return sum(self.errors.values())
 
 
 def reference(model_dir: Path, n: int = POOL, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -62,9 +41,9 @@ def reference(model_dir: Path, n: int = POOL, seed: int = 0) -> tuple[list[str],
     from serving.artifact import read_metadata
     from serving.predictor import Predictor
 
-    meta = read_metadata(model_dir)
-    rng = np.random.default_rng(seed)
-    seqs = ["".join(rng.choice(list("ACGT"), meta["sequence_length"])) for _ in range(n)]
+    from serving.dna import random_dna
+
+    seqs = random_dna(n, read_metadata(model_dir)["sequence_length"], seed)
     out = Predictor(model_dir, device="cpu").predict_sequences(seqs)
     return seqs, out["probability"], out["logit"]
 
@@ -80,7 +59,7 @@ async def one_client(client, rng: random.Random, seqs, prob, logit, stats: Stats
     """Send requests until stop_at (time.monotonic()); record latency, errors and wrong answers."""
     import httpx
 
-    from serving.encoding import encode
+    from serving.dna import encode
 
     names, weights = zip(*mix)
     while time.monotonic() < stop_at:
@@ -155,39 +134,13 @@ def check_answer(name: str, r, idx: list[int], prob: np.ndarray, logit: np.ndarr
     return None
 
 
-def workers(server_pid: int) -> dict[int, str]:
-    """pid -> role of every process of a `bentoml serve` (main, bindcnn predictor, explainer)."""
-    import psutil
-
-    try:
-        main = psutil.Process(server_pid)
-        procs = [main] + main.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return {}
-    out = {}
-    for p in procs:
-        try:
-            cmd = " ".join(p.cmdline())
-        except psutil.Error:
-            continue
-        if "--service-name bindcnn-explainer" in cmd:
-            out[p.pid] = "explainer"
-        elif "--service-name bindcnn" in cmd:
-            out[p.pid] = "predictor"
-        elif p.pid == server_pid:
-            out[p.pid] = "bentoml serve (main)"
-        else:
-            out[p.pid] = "other: " + cmd[:60]
-    return out
-
-
 async def sample_rss(server_pid: int, t0: float, stop_at: float, every: float,
                      samples: list[tuple[float, int, str, float]]) -> None:
     """Append (seconds, pid, role, RSS MB) of every worker every `every` seconds until stop_at."""
     import psutil
 
     while time.monotonic() < stop_at:
-        for pid, role in workers(server_pid).items():
+        for pid, role in worker_roles(server_pid).items():
             try:
                 samples.append((time.monotonic() - t0, pid, role, psutil.Process(pid).memory_info().rss / 2**20))
             except psutil.Error:
@@ -198,7 +151,7 @@ async def sample_rss(server_pid: int, t0: float, stop_at: float, every: float,
 async def killer(server_pid: int, after: float, t0: float, events: dict) -> None:
     """SIGKILL the predictor worker `after` seconds in; record when a new one appears."""
     await asyncio.sleep(after)
-    victims = [pid for pid, role in workers(server_pid).items() if role == "predictor"]
+    victims = [pid for pid, role in worker_roles(server_pid).items() if role == "predictor"]
     if not victims:
         events["kill_error"] = "no predictor worker found"
         return
@@ -206,7 +159,7 @@ async def killer(server_pid: int, after: float, t0: float, events: dict) -> None
     events.update(killed_pid=victims[0], killed_at=time.monotonic() - t0)
     while True:
         await asyncio.sleep(0.1)
-        new = [pid for pid, role in workers(server_pid).items() if role == "predictor" and pid != victims[0]]
+        new = [pid for pid, role in worker_roles(server_pid).items() if role == "predictor" and pid != victims[0]]
         if new:
             events.update(new_pid=new[0], respawned_at=time.monotonic() - t0)
             return
@@ -244,109 +197,6 @@ async def run_load(url: str, server_pid: int | None, model_dir: Path, clients: i
     return {"stats": stats, "rss": samples, "events": events, "seconds": elapsed}
 
 
-def percentiles(values: list[float]) -> tuple[float, float, float]:
-    a = np.asarray(values) * 1000
-    return tuple(float(np.percentile(a, q)) for q in (50, 95, 99)) if len(a) else (float("nan"),) * 3
-
-
-def rss_table(samples, warmup: float) -> tuple[list[str], float]:
-    """Markdown rows per worker pid, and the largest second-half growth over the first-half peak (MB)."""
-    by_pid: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    roles = {}
-    for t, pid, role, mb in samples:
-        by_pid[pid].append((t, mb))
-        roles[pid] = role
-    rows, worst = [], 0.0
-    for pid, series in sorted(by_pid.items(), key=lambda kv: roles[kv[0]]):
-        ts = np.array([t for t, _ in series])
-        mb = np.array([m for _, m in series])
-        steady = mb[ts >= warmup] if (ts >= warmup).sum() >= 4 else mb
-        half = len(steady) // 2
-        growth = float(steady[half:].max() - steady[:half].max()) if half else 0.0
-        worst = max(worst, growth)
-        rows.append(f"| {roles[pid]} | {pid} | {len(mb)} | {mb[0]:.0f} | {steady.min():.0f} | {steady.max():.0f} | "
-                    f"{mb[-1]:.0f} | {growth:+.1f} |")
-    return rows, worst
-
-
-def machine() -> str:
-    import psutil
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from importlib.metadata import version
-
-    return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-            f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
-            f"bentoml {version('bentoml')}, onnxruntime-gpu {version('onnxruntime-gpu')}, httpx {version('httpx')}")
-
-
-def report(result: dict, args, command: str, mix=MIX) -> tuple[str, bool]:
-    """(markdown, passed)."""
-    s: Stats = result["stats"]
-    ev = result["events"]
-    lines = [f"## {'Kill test' if args.kill_after is not None else 'Load test'}: {args.clients} clients, "
-             f"{args.seconds:g} s, mixed endpoints ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-             f"- command: `{command}`", f"- machine: {machine()}",
-             f"- mix (weights): {', '.join(f'{n} {w}' for n, w in mix)}; 1-20 sequences per request "
-             "(1 for predict_one and saliency); every answer checked against in-process ONNX Runtime "
-             f"(|diff| <= {TOL})", ""]
-    total = s.n_ok + s.n_errors + len(s.wrong)
-    all_lat = [x for v in s.latencies.values() for x in v]
-    p50, p95, p99 = percentiles(all_lat)
-    lines += [f"- requests: {total} in {result['seconds']:.1f} s ({total / result['seconds']:.0f}/s); "
-              f"ok {s.n_ok}, errors {s.n_errors}, wrong answers {len(s.wrong)}",
-              f"- latency of successful requests: p50 {p50:.1f} ms, p95 {p95:.1f} ms, **p99 {p99:.1f} ms**", "",
-              "| endpoint | ok | p50 ms | p95 ms | p99 ms |", "| --- | --- | --- | --- | --- |"]
-    for name, _ in mix:
-        if s.latencies.get(name):
-            q = percentiles(s.latencies[name])
-            lines.append(f"| {name} | {len(s.latencies[name])} | {q[0]:.1f} | {q[1]:.1f} | {q[2]:.1f} |")
-    if s.errors:
-        lines += ["", "Errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(s.errors.items()))]
-    if s.wrong:
-        lines += ["", f"Wrong answers ({len(s.wrong)}): " + "; ".join(s.wrong[:10])]
-    passed = not s.wrong
-    if result["rss"]:
-        rows, worst = rss_table(result["rss"], warmup=min(10.0, args.seconds / 4))
-        lines += ["", f"Worker memory (RSS, MB; sampled every {args.sample_every:g} s; growth = peak of the second "
-                  f"half minus peak of the first half after a {min(10.0, args.seconds / 4):g} s warm-up; "
-                  f"bound {RSS_BOUND_MB:g} MB):", "",
-                  "| worker | pid | samples | first | min | max | last | growth |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
-        if args.kill_after is None:
-            flat = worst <= RSS_BOUND_MB
-            lines += ["", f"Memory flat within {RSS_BOUND_MB:g} MB: **{'yes' if flat else 'NO'}** "
-                      f"(largest growth {worst:+.1f} MB)"]
-            passed = passed and flat
-    if args.kill_after is not None:
-        lines += [""]
-        if "killed_at" not in ev:
-            lines.append(f"Kill: FAILED ({ev.get('kill_error', 'never happened')})")
-            passed = False
-        else:
-            rec = ev.get("recovered_at")
-            lines += [f"- predictor worker pid {ev['killed_pid']} SIGKILLed at {ev['killed_at']:.1f} s; "
-                      f"new worker pid {ev.get('new_pid', '-')} seen at "
-                      f"{ev.get('respawned_at', float('nan')):.1f} s",
-                      f"- errors (requests in flight or sent during the outage): {s.n_errors}; "
-                      f"wrong answers: {len(s.wrong)}",
-                      f"- answering again (first success after the last error) at "
-                      f"{rec if rec is None else f'{rec:.1f}'} s"
-                      + ("" if rec is None else f", {rec - ev['killed_at']:.1f} s after the kill")]
-            passed = passed and rec is not None and "new_pid" in ev
-    else:
-        passed = passed and s.n_errors == 0
-    lines += ["", f"Result: **{'PASS' if passed else 'FAIL'}**", ""]
-    return "\n".join(lines), passed
-
-
 def smoke_model(home: Path) -> str:
     """Train a tiny model into BENTOML_HOME=home (2000 synthetic sequences, 3 epochs); return its tag."""
     import subprocess
@@ -366,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=32, help="concurrent clients (default %(default)s)")
     p.add_argument("--seconds", type=float, default=60, help="duration (default %(default)s)")
-    p.add_argument("--model", default=os.environ.get("BINDCNN_MODEL", "ctcf:latest"),
-                   help="model tag in the BentoML store (default: $BINDCNN_MODEL or ctcf:latest)")
+    p.add_argument("--model", default=os.environ.get("BINDCNN_MODEL", DEFAULT_MODEL_TAG),
+                   help=f"model tag in the BentoML store (default: $BINDCNN_MODEL or {DEFAULT_MODEL_TAG})")
     p.add_argument("--smoke", action="store_true", help="train a tiny model into a private BentoML home and use it")
     p.add_argument("--kill-after", type=float, help="SIGKILL the predictor worker after this many seconds")
     p.add_argument("--sample-every", type=float, default=1.0, help="RSS sampling period, s (default %(default)s)")
@@ -393,11 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.server import Server  # the same start/stop as the test suite
+    from serving.service.launch import Server  # the same start/stop as the tests and `bindcnn serve`
 
-    srv = Server(env={"BINDCNN_MODEL": args.model, "BENTOML_HOME": os.environ.get("BENTOML_HOME", "")}
-                 if os.environ.get("BENTOML_HOME") else {"BINDCNN_MODEL": args.model})
+    srv = Server.for_model(args.model)  # the environment (BENTOML_HOME included) passes through
     print(f"starting bentoml serve on {srv.url} with {args.model} ...", file=sys.stderr)
     srv.start()
     try:
@@ -410,9 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         srv.stop()
         if tmp is not None:
             tmp.cleanup()
-    text, passed = report(result, args, command, mix)
+    text, passed = report(result, args, command, mix, TOL)
     print(text)
-    print(f"server log: {srv.log}", file=sys.stderr)
+    if not passed:
+        print(f"server output (last 3000 characters):\n{srv.output()[-3000:]}", file=sys.stderr)
     if args.out:
         with open(args.out, "a") as fh:
             fh.write(text + "\n")

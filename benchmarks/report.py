@@ -1,0 +1,153 @@
+"""Markdown pieces shared by every benchmark report: tables, number format, the target rows, the machine line.
+It exists so each section module only measures, and words its verdicts from its own run's figures."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+from serving.versions import package_versions
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_PACKAGES = ("numpy", "onnxruntime-gpu", "onnx", "tensorflow", "keras", "tf2onnx", "bentoml")
+TARGET_ROWS: list[tuple[str, str, str, bool | None, str]] = []  # (target, goal, measured, met, verdict)
+EARLIER = "a 2-core AMD EPYC VM with AVX-512"  # where the figures in NOTES were measured
+
+# Fixed text, labelled as notes on how the code was tuned: every figure in it says it was measured earlier.
+
+NOTES = f"""## Notes: how the code was tuned (not measured in this run)
+
+Figures in these notes were measured earlier on {EARLIER}, while tuning; they explain the choices in the code.
+The tables above are this run's measurements.
+
+- **ONNX graph** (training/onnx_graph.py, used by training/export.py for this architecture; parity with the
+  SavedModel still checked at export, <= 1e-5): the conv runs as an NCHW 2-D conv (1 x 19) with the 24 filters
+  zero-padded to 32 (whole 16-channel blocks, training/onnx_graph.py `CHANNEL_BLOCK`), directly followed by ReLU
+  and MaxPool. With whole blocks ONNX Runtime's NCHWc transformer keeps conv+ReLU+pool in its blocked layout (ReLU
+  fused) and reorders only the pooled (8-position) tensor. tf2onnx's graph wraps the conv in Unsqueeze/Squeeze,
+  so the full 200-position conv output was reordered back to NCHW before an unfused ReLU and the pool: in a
+  single-thread profile at batch 1000 that reorder alone took ~2.5 of ~11.7 ms (measured earlier). The dense
+  rows are permuted to ONNX's flatten order at export. Section 1's 'direct graph / tf2onnx graph' row measures
+  the difference in this run.
+- **Session options** (serving/predictor.py `session_options`): graph optimisation ALL (the NCHWc transformer
+  needs it), intra-op threads = cores, sequential execution, memory arena **on** with the Predictor running at
+  most 1024 sequences per `session.run` (measured earlier: arena off cost 1.5-2.5x at batch 1000-4096 from page
+  faults on fresh buffers; 1024-sequence chunks keep the arena near 35 MB), idle pool threads sleep instead of
+  spinning (measured earlier: with spinning on, the server's CPU per 1000-sequence /predict request rose from
+  ~10 to ~17 ms on 2 cores; in-process the sleeping threads cost ~30% at batch 64 - compare 'default
+  SessionOptions' in section 1 for this run). Batches of <= 8 sequences run on a second, single-thread session,
+  where waking a pool thread costs more than it saves (measured earlier at batch 1: ~60k -> ~86k/s).
+- **Tried, not kept** (measured earlier): a 1-D Conv graph (no NCHWc path: ~1.3x slower than the blocked 2-D
+  conv); an im2col (Gather + MatMul) graph (2x slower); saving ONNX Runtime's optimised model (ONNX Runtime
+  warns the NCHWc form is hardware-specific, and session creation is well under 0.1 s anyway).
+- **Encoding** (serving/dna.py): one-hot rows are copied as single 16-byte items with `take()`, and codes are
+  looked up with `take()` (measured earlier: ~3x faster than fancy indexing). `check_onehot` tests 'one base per
+  position' with four strided adds instead of a sum over the length-4 axis (measured earlier: 2.7 -> 0.7 ms per
+  1000 sequences).
+- **Where HTTP time goes** (measured earlier): a sampling profile of the predictor worker during /predict_onehot
+  put ~70% of the request in `session.run`; the rest was the upload spooled to a temporary file for the `Path`
+  parameter, `check_onehot` (~0.7 ms) and sending the response (multipart parsing itself ~0.15 ms).
+  `session.run` was ~10-30% slower per request in the server than back-to-back in a loop (caches and the
+  sleeping pool thread are cold after the Python work). With the cores shared by server and client, even
+  perfect overlap of requests cannot beat in-process CPU / (server + client CPU) per request: section 3's CPU
+  column gives both for this run.
+- **Adaptive batching**: each single-sequence request costs the server a fixed amount of CPU (HTTP, pydantic,
+  the batching queue, the response) against microseconds of model time per sequence, so throughput is bounded by
+  cores / (server CPU per request) whatever the batch size; section 4 prints that bound from this run's figures.
+  The benchmark's own client is a raw keep-alive socket client so that its CPU stays small.
+- **GPU**: section 8 fills itself in where nvidia-smi or /dev/nvidia0 exists, and reports
+  `session.get_providers()` as proof of the CUDA provider. float16 has not been tried.
+"""
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def band(value: float, bands: list[tuple[float, str]], below: str) -> str:
+    """The word for `value`: the first (threshold, word) with value >= threshold (thresholds high to low)."""
+    return next((word for threshold, word in bands if value >= threshold), below)
+
+
+def target(name: str, goal: str, value: float, threshold: float, unit: str = "x", note: str = "",
+           lower_is_better: bool = False) -> None:
+    """Add a row to the Targets table; the verdict compares this run's `value` with `threshold`."""
+    met = value <= threshold if lower_is_better else value >= threshold
+    if met:
+        verdict = "met"
+    elif lower_is_better:
+        verdict = f"missed: {value / threshold:.2f}x the limit" if threshold else f"missed: {value:g}"
+    else:
+        verdict = f"missed: reached {value / threshold:.2f} of the target"
+    TARGET_ROWS.append((name, goal, f"{value:.2f}{unit}", met, verdict + (f"; {note}" if note else "")))
+
+
+def targets_table() -> str:
+    return table(["target", "goal", "measured", "verdict"], [[t, g, m, n] for t, g, m, _, n in TARGET_ROWS])
+
+
+def machine(packages: tuple[str, ...] = BENCH_PACKAGES) -> dict:
+    """CPU model (from /proc/cpuinfo), cores, AVX-512, reported clock, RAM, OS, package versions, load."""
+    cpu = platform.processor() or platform.machine()
+    flags, mhz = "", 0.0
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = re.search(r"model name\s*:\s*(.*)", info).group(1).strip()
+        flags = re.search(r"flags\s*:\s*(.*)", info).group(1)
+        mhz = float(re.search(r"cpu MHz\s*:\s*([0-9.]+)", info).group(1))
+    except (OSError, AttributeError):
+        pass
+    mem = 0
+    try:
+        mem = int(re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text()).group(1)) // 1024**2
+    except (OSError, AttributeError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "avx512": "avx512f" in flags, "mhz": mhz, "mem_gb": mem,
+            "os": platform.platform(), "node": platform.node(), "versions": package_versions(packages),
+            "load": os.getloadavg()}
+
+
+def machine_line(info: dict | None = None, node: bool = False) -> str:
+    """'AMD EPYC 9B14, 2 cores with AVX-512, 23 GiB RAM, Linux-...; python 3.11.7, numpy ...'."""
+    info = info or machine()
+    return (f"{info['node'] + ': ' if node else ''}{info['cpu']}, {info['cores']} cores"
+            f"{' with AVX-512' if info['avx512'] else ''}, {info['mem_gb']} GiB RAM, {info['os']}; "
+            + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+
+
+def header(command: str, seconds: float, quick: bool, info: dict, prep: dict, source: Path | None) -> str:
+    """The report's opening lines: how it was made, the machine, the model, the load, the Targets table."""
+    load_end = os.getloadavg()
+    weights = f"weights of {source}" if source else "untrained weights: speed does not depend on them"
+    return "\n".join([
+        "# bindcnn benchmarks",
+        "",
+        f"Generated by `{command}` on {dt.datetime.now().astimezone().isoformat(timespec='minutes')} in "
+        f"{seconds:.0f} s{' (--quick: few repetitions, small inputs)' if quick else ''}.",
+        "",
+        f"- Machine: {info['cpu']}, {info['cores']} cores{' with AVX-512' if info['avx512'] else ''}, "
+        f"{info['mem_gb']} GiB RAM, {info['os']}",
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in info["versions"].items()),
+        f"- Model: {prep['parameters']:,} parameters, {prep['flops']['total']:,} FLOP per 200-nt sequence; "
+        f"exported by the current training/export.py ({weights}).",
+        f"- Load average (1 min) at start {info['load'][0]:.1f}, at end {load_end[0]:.1f}: the machine may be "
+        "shared, other processes may have been running; figures are medians of several runs and the ratios "
+        "(measured in the same run) are what to compare.",
+        "",
+        "## Targets",
+        "",
+        targets_table(),
+    ])
