@@ -16,6 +16,7 @@ from serving.artifact import (FINGERPRINT_SEED, ONNX_FILE, SAVED_MODEL_DIR, Arti
                               probe_inputs, scaled_difference, write_metadata)
 from serving.dna import ALPHABET
 from serving.versions import TRAINING_PACKAGES, package_versions
+from training.hooks import interrupt_point
 from training.model import INPUT_NAME, logit_model
 
 KERAS_FILE = "model.keras"  # the trained weights, for re-export and fine-tuning
@@ -163,6 +164,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
     try:
+        interrupt_point("export-staging")
         model.save(staging / KERAS_FILE)
         write_saved_model(model, staging / SAVED_MODEL_DIR)
         converter = write_onnx(model, staging / ONNX_FILE, converter=onnx_converter)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.hooks import interrupt_point
 from training.model import build_model
 
 
@@ -53,6 +54,7 @@ def _progress_callback(max_epochs: int, stream=sys.stderr):
             parts = " ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)
             print(f"epoch {epoch + 1:3d}/{max_epochs}  {parts}  ({time.perf_counter() - self.t0:.1f} s)",
                   file=stream, flush=True)
+            interrupt_point(f"epoch-{epoch + 1}")
 
     return EpochLine()
 
