@@ -14,7 +14,6 @@ from serving.cli import EXIT_OK, EXIT_REJECTS, main
 from serving.dna import SequenceError, encode, encode_one, reverse_complement
 from serving.dna import random_dna
 from serving.fasta import write_fasta
-from serving.predictor import Predictor
 from tests.conftest import ToyPredictor
 
 

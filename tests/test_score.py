@@ -18,7 +18,6 @@ from serving.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTS, main
 from serving.client import HttpPredictor, ServiceError
 from serving.dna import random_dna
 from serving.fasta import write_fasta
-from serving.predictor import Predictor
 from serving.service.launch import Server, free_port
 
 L = 200

@@ -13,7 +13,6 @@ from serving.scoring import variants as va
 from serving.cli import EXIT_OK, EXIT_REJECTS, main
 from serving.dna import random_dna
 from serving.fasta import write_fasta
-from serving.predictor import Predictor
 
 L = 200
 

@@ -12,6 +12,7 @@ import numpy as np
 from serving.fasta import read_fasta
 
 CHUNK = 4096  # records read, validated and scored at a time
+NOT_NPY = "not a readable .npy file (it does not start with the .npy magic bytes; write it with numpy.save)"
 
 
 @dataclass
@@ -35,6 +36,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "npy"
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "h5"
+    if str(path).lower().endswith(".npy"):  # named .npy but not one: say so, as the service does
+        raise ValueError(f"{path}: {NOT_NPY}")
     return "fasta"
 
 

@@ -9,7 +9,7 @@ from bentoml.exceptions import InvalidArgument
 
 from serving.dna import SequenceError, check_onehot, encode
 from serving.fasta import FastaError, Record, read_fasta
-from serving.scoring.inputs import open_npy
+from serving.scoring.inputs import NOT_NPY, open_npy
 from serving.service.limits import Limits, TooLarge
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -49,8 +49,7 @@ def npy_onehot(path: Path, limits: Limits, length: int) -> np.ndarray:
     with open(path, "rb") as fh:
         magic = fh.read(6)
     if magic != NPY_MAGIC and not magic.startswith(b"PK\x03\x04"):
-        raise InvalidArgument("array upload: not a readable .npy file (it does not start with the .npy "
-                              "magic bytes; write it with numpy.save)")
+        raise InvalidArgument(f"array upload: {NOT_NPY}")
     try:
         raw = open_npy(path)
         limits.sequences.check(raw.shape[0])
