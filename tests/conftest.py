@@ -8,14 +8,22 @@ from pathlib import Path
 
 import pytest
 
-# Before anything imports bentoml or tensorflow.
-_HOME = tempfile.mkdtemp(prefix="bindcnn-test-bentoml-")
-os.environ["BENTOML_HOME"] = _HOME
+# Before anything imports bentoml or tensorflow. Idempotent: a test module that imports tests.conftest (for
+# ToyPredictor) must not give the session a second BentoML home.
+_HOME = os.environ.get("BINDCNN_TEST_BENTOML_HOME") or tempfile.mkdtemp(prefix="bindcnn-test-bentoml-")
+os.environ["BINDCNN_TEST_BENTOML_HOME"] = os.environ["BENTOML_HOME"] = _HOME
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 TEST_MODEL_NAME = "testctcf"
 TEST_N = 4000  # sequences in the test dataset (70/10/20 split)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Leave nothing in the temp folder: the private BentoML home goes with the session."""
+    import shutil
+
+    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
