@@ -27,10 +27,12 @@ from serving.scoring import mutagenesis as mut
 from serving.scoring import scan as scan_mod
 from serving.scoring import variants as var
 from serving.scoring.regions import parse_region
+from serving.service import apidocs
 from serving.service import limits as limits_mod
 from serving.service import uploads
 from serving.service.explainer import Explainer
 from serving.service.guard import RequestGuard
+from serving.service.errorlog import quiet_client_errors
 from serving.service.shutdown import bound_shutdown
 from serving.service.modelref import MODEL_TAG, StoreModel, model_dir_of
 from serving.service.openapi import ErrorBodyMiddleware, document_validation_errors
@@ -66,6 +68,9 @@ class BindCNN:
         self.length: int = self.predictor.length
         self.alphabet: str = self.predictor.alphabet
         SPEC.update(length=self.length, alphabet=self.alphabet)
+        apidocs.MODEL.update(name=self.metadata["name"], version=self.metadata["version"], length=self.length,
+                             alphabet=self.alphabet, metrics=self.metadata.get("metrics"))
+        quiet_client_errors()  # a 4xx is one WARNING line, not a traceback
         bound_shutdown("bindcnn")  # Ctrl-C / SIGTERM: a few seconds for in-flight requests, then exit
         log.info("bindcnn: model %s:%s from %s on ONNX Runtime providers %s; tensorflow imported: %s",
                  self.metadata["name"], self.metadata["version"], self.model_dir, self.predictor.providers,
@@ -262,5 +267,6 @@ def _file_routes(service) -> dict[str, list[str]]:
 
 BindCNN.add_asgi_middleware(RequestGuard, max_body_bytes=LIMITS.upload_bytes.value, body_env=LIMITS.upload_bytes.env,
                             file_fields=_file_routes(BindCNN), get_as_post=("/model",))
+BindCNN.add_asgi_middleware(apidocs.ApiDocs, version=package_versions(("bindcnn",))["bindcnn"])
 BindCNN.add_asgi_middleware(ErrorBodyMiddleware)  # 4xx bodies as documented: {"error": ...}
 document_validation_errors()  # /docs.json: a 400's detail may be pydantic's error list

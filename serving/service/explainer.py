@@ -16,6 +16,7 @@ import numpy as np
 
 from serving.artifact import SAVED_MODEL_DIR, check_fingerprint, probe_inputs
 from serving.dna import encode
+from serving.service.errorlog import quiet_client_errors
 from serving.service.shutdown import bound_shutdown
 from serving.service.modelref import MODEL_TAG, StoreModel, model_dir_of
 
@@ -39,6 +40,7 @@ class Explainer:
         check_fingerprint(self.metadata, np.asarray(self.logits_fn(probe_inputs(self.length))),
                           "the TensorFlow SavedModel (saved_model/)")
         self.alphabet: str = self.metadata["alphabet"]
+        quiet_client_errors()  # a 4xx is one WARNING line, not a traceback
         bound_shutdown("bindcnn-explainer")  # Ctrl-C / SIGTERM: a few seconds for in-flight requests, then exit
         log.info("explainer: %s:%s SavedModel loaded from %s", self.metadata["name"],
                  self.metadata["version"], self.model_dir)

@@ -22,6 +22,8 @@ Send = Callable[[Message], Awaitable[None]]
 MAX_FILENAME_BYTES = 200  # file systems allow 255 for the whole name, suffix included
 
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # BentoML parses both as forms
+# A JSON object sent with one of these (none: a bare client; urlencoded: `curl -d`) is taken as JSON.
+_JSON_GUESSED = ("", "application/x-www-form-urlencoded", "text/plain")
 
 
 class _BodyTooLarge(Exception):
@@ -78,6 +80,13 @@ class RequestGuard:
             return await _error(send, 413, self._too_large())
         except _ClientGone:
             return None
+        if not files and media in _JSON_GUESSED and body.lstrip()[:1] == b"{":
+            if not _is_json(body):
+                return await _error(send, 400, f"{path}: the body is not valid JSON (Content-Type {ctype or 'none'!r}); "
+                                               "send a JSON object with Content-Type: application/json")
+            scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                         + [(b"content-type", b"application/json")])  # curl -d sends JSON as a form
+            media = "application/json"
         if media in _FORM_TYPES:
             problem = await _check_form(scope, body, files or frozenset())
             if problem:
@@ -133,6 +142,16 @@ async def _check_form(scope: Scope, body: bytes, file_fields: frozenset[str]) ->
     finally:
         await form.close()
     return None
+
+
+def _is_json(body: bytes) -> bool:
+    import json
+
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
 
 
 def _replay(body: bytes, receive: Receive | None) -> Receive:

@@ -1,0 +1,178 @@
+"""The service's own API documentation: a real title, version and description, a summary per endpoint and
+request examples that work as they are, written over BentoML's generated /docs.json, and a Swagger page.
+
+BentoML 1.4.40 titles the document "<service>:<bento version>" (version "None" from source), describes it as
+"a Machine Learning Service created with BentoML" with remote badge images, gives no summaries and example
+bodies like {"sequences": ["string"]} that answer 400. Its index page loads a remote tag manager. Here the
+document is rewritten as it leaves the worker (ApiDocs, an ASGI middleware) and "/" is a plain Swagger page
+over BentoML's own local static files.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+
+MODEL: dict[str, Any] = {}  # {"name", "version", "length", "alphabet", "metrics"} of the served model, set at start
+
+# MA0139.1's consensus (CTCF, the core 19 nt) set in a 200-nt sequence: the model calls it bound.
+CTCF_CORE = "TGGCCACCAGGGGGCGCTA"
+_LEFT = "GATCCTGCAGTTGAGCCAATCTTGGCATTCAGCAAGTCCTTAGGCTGTGAAACCTCATTGGCAGTCACATTCCAGAAGGACAGTGCTAGC"
+_RIGHT = "GTCTGACTGGGCAAGTCAGTTCACCTCTTTGGGCCTCAGTTTCCTCATCTGTAAAATGAGGGGCTTGGACTAGATGATCTCTAAGGTCCCTTCCAGCTC"
+EXAMPLE_200 = _LEFT[:90] + CTCF_CORE + _RIGHT[:91]
+INDEX_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="UTF-8"><title>bindcnn API</title>
+<link rel="stylesheet" type="text/css" href="./static_content/swagger-ui.css" />
+<link rel="icon" type="image/png" href="./static_content/favicon-light-32x32.png" sizes="32x32" /></head>
+<body><div id="swagger-ui"></div>
+<script src="./static_content/swagger-ui-bundle.js" charset="UTF-8"></script>
+<script src="./static_content/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+<script src="./static_content/swagger-initializer.js" charset="UTF-8"></script>
+</body></html>
+""".encode()
+Message = dict[str, Any]
+# route -> (tag, summary) for Swagger's rows; an endpoint not listed gets the first clause of its docstring.
+OPERATIONS = {
+    "/predict": ("predict", "Score sequences sent as JSON strings"),
+    "/predict_fasta": ("predict", "Score every record of a FASTA file (upload)"),
+    "/predict_onehot": ("predict", "Score a one-hot .npy array (upload)"),
+    "/predict_one": ("predict", "Score one sequence; concurrent requests share a batch"),
+    "/scan": ("long sequences and variants", "Scan a long sequence window by window; call sites"),
+    "/scan_fasta": ("long sequences and variants", "Scan every record of a FASTA file (upload)"),
+    "/variants": ("long sequences and variants", "Effect of variants on binding (alt - ref)"),
+    "/mutagenesis": ("explain", "In-silico saturation mutagenesis: every substitution's logit change"),
+    "/mutagenesis_logo": ("explain", "In-silico saturation mutagenesis as a logo (PNG)"),
+    "/saliency": ("explain", "Attribution scores per position and base (TensorFlow explainer)"),
+    "/saliency_logo": ("explain", "Attribution of one sequence as a sequence logo (PNG)"),
+    "/model": ("service", "The model's metadata, execution provider, versions and limits"),
+    "/healthz": ("Infrastructure", "Liveness: the server process answers"),
+    "/livez": ("Infrastructure", "Liveness: the server process answers (Kubernetes livenessProbe)"),
+    "/readyz": ("Infrastructure", "Readiness: the model is loaded and requests are taken (readinessProbe)"),
+    "/metrics": ("Infrastructure", "Prometheus metrics"),
+}
+
+
+def example_sequence(length: int, alphabet: str = "ACGT", span: int = 1) -> str:
+    """A sequence of `span` x the model's length with the CTCF core at its centre (the 200-nt example when it fits)."""
+    from serving.dna import random_dna
+
+    n = length * span
+    base = EXAMPLE_200 * (n // len(EXAMPLE_200) + 1) if alphabet == "ACGT" else random_dna(1, n, seed=7)[0]
+    start = max(0, (n - len(CTCF_CORE)) // 2)
+    return (base[:start] + CTCF_CORE + base[start + len(CTCF_CORE):])[:n] if n >= len(CTCF_CORE) else base[:n]
+
+
+def example_fasta(length: int) -> str:
+    """Two records of the model's length: the CTCF example and the same without its site."""
+    bound = example_sequence(length)
+    unbound = bound.replace(CTCF_CORE, "A" * len(CTCF_CORE))
+    return f">ctcf_site\n{bound}\n>no_site\n{unbound}\n"
+
+
+def request_example(route: str, properties: dict[str, Any], length: int) -> dict[str, Any] | None:
+    """A JSON body that works as it is for an endpoint whose request schema has these properties."""
+    seq = example_sequence(length)
+    body: dict[str, Any] = {}
+    if "sequences" in properties:
+        body["sequences"] = [seq]
+    if "sequence" in properties:
+        body["sequence"] = example_sequence(length, span=2) if route.startswith("/scan") else seq
+    if "variants" in properties:
+        i = len(seq) // 2
+        body["variants"] = [{"pos": i + 1, "ref": seq[i], "alt": "A" if seq[i] != "A" else "C", "id": "example"}]
+    if route.startswith("/scan"):
+        body.update(id="chr1:1000000-1000400", stride=10)
+    return body or None
+
+
+def describe_spec(spec: dict[str, Any], version: str) -> dict[str, Any]:
+    """BentoML's OpenAPI document -> the same with bindcnn's info, a summary per operation and examples."""
+    name, mversion = MODEL.get("name", "?"), MODEL.get("version", "?")
+    length, alphabet = int(MODEL.get("length", 200)), MODEL.get("alphabet", "ACGT")
+    metrics = MODEL.get("metrics") or {}
+    test_auroc = (metrics.get("test") or {}).get("auroc")
+    auroc = f" (test AUROC {test_auroc:.3f})" if isinstance(test_auroc, (int, float)) else ""
+    spec["info"] = {
+        "title": "bindcnn: CTCF binding from DNA sequence",
+        "version": f"{version} (model {name}:{mversion})",
+        "description": (
+            f"Predicts whether a {length}-nt DNA sequence is bound by the transcription factor CTCF, with the "
+            f"convolutional network `{name}:{mversion}`{auroc}, run by ONNX Runtime.\n\n"
+            f"- Sequences are strings of {alphabet} (and N), any case, exactly {length} nt; longer ones go to "
+            "`/scan`.\n- `probability` is P(bound); `logit` its log-odds.\n- Files (FASTA, plain or gzip; "
+            ".npy one-hot) go as multipart uploads, e.g. "
+            "`curl -F fasta=@seqs.fa http://HOST/predict_fasta`.\n- Errors name the sequence, position and "
+            "character at fault: 400 bad input, 413 over a limit (see `/model`), 503 busy or unavailable.\n\n"
+            "Every POST example below works as it is: press *Try it out*, then *Execute*. A small FASTA to "
+            f"upload:\n\n```\n{example_fasta(length)}```"),
+    }
+    spec["tags"] = [{"name": "predict", "description": "Binding probability of sequences of the model's length"},
+                    {"name": "long sequences and variants", "description": "Windows along longer DNA; variant effects"},
+                    {"name": "explain", "description": "Which bases drive the prediction"},
+                    {"name": "service", "description": "What is served, and the request limits"},
+                    *[t for t in spec.get("tags", []) if t.get("name") == "Infrastructure"]]
+    for route, item in spec.get("paths", {}).items():
+        for op in item.values():
+            if not isinstance(op, dict) or "description" not in op:
+                continue
+            doc = " ".join((op.get("description") or "").split())
+            tag, summary = OPERATIONS.get(route, (None, doc.split(" -> ")[0].split(". ")[0] or route.strip("/")))
+            op["summary"] = summary[:120]
+            if tag:
+                op["tags"] = [tag]
+            _add_example(spec, route, op, length)
+    return spec
+
+
+def _add_example(spec: dict[str, Any], route: str, op: dict[str, Any], length: int) -> None:
+    content = (op.get("requestBody") or {}).get("content") or {}
+    media = content.get("application/json")
+    if media is None:
+        if "multipart/form-data" in content:
+            op["description"] = (op.get("description") or "") + (
+                "\n\nUpload a file, e.g. this FASTA saved as `example.fa`:\n\n```\n" + example_fasta(length) + "```")
+        return
+    schema = media.get("schema") or {}
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = spec.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[1], {})
+    body = request_example(route, schema.get("properties") or {}, length)
+    if body is not None:
+        media["example"] = body
+
+
+class ApiDocs:
+    """ASGI: GET /docs.json is rewritten by describe_spec; GET / is a Swagger page without remote resources."""
+
+    def __init__(self, app, version: str):
+        self.app = app
+        self.version = version
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[Message]],
+                      send: Callable[[Message], Awaitable[None]]) -> None:
+        if scope["type"] != "http" or scope.get("method") != "GET" or scope.get("path") not in ("/", "/docs.json"):
+            return await self.app(scope, receive, send)
+        if scope["path"] == "/":
+            return await _send(send, 200, "text/html; charset=utf-8", INDEX_HTML)
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        if start.get("status") == 200:
+            try:
+                body = json.dumps(describe_spec(json.loads(body), self.version)).encode()
+            except (ValueError, KeyError, TypeError):
+                pass  # BentoML's document as it is rather than none
+        await _send(send, start.get("status", 500), "application/json", body)
+
+
+async def _send(send: Callable[[Message], Awaitable[None]], status: int, media: str, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
