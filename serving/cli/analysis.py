@@ -42,7 +42,8 @@ def cmd_mutagenesis(args, predictor) -> int:
     finally:
         outputs.close_output(out)
     if args.png:
-        mu.plot_mutagenesis(delta, args.png, title=f"{rid}: ISM, logit {ref_logit:.3g}")
+        mu.plot_mutagenesis(delta, seq, args.png, title=f"{rid}: ISM, logit {ref_logit:.3g}",
+                            alphabet=predictor.alphabet)
     say(f"{rid}: logit {ref_logit:.4g}; {3 * len(seq)} substitutions -> {args.output or 'stdout'}"
         + (f", logo {args.png}" if args.png else ""), args.quiet)
     return EXIT_OK

@@ -71,6 +71,10 @@ class BindCNN:
         apidocs.MODEL.update(name=self.metadata["name"], version=self.metadata["version"], length=self.length,
                              alphabet=self.alphabet, metrics=self.metadata.get("metrics"))
         quiet_client_errors()  # a 4xx is one WARNING line, not a traceback
+        if _installed("matplotlib"):
+            from serving.plots import warm_up
+
+            warm_up()  # fonts and letter outlines now: the first /mutagenesis_logo takes well under a second
         bound_shutdown("bindcnn")  # Ctrl-C / SIGTERM: a few seconds for in-flight requests, then exit
         log.info("bindcnn: model %s:%s from %s on ONNX Runtime providers %s; tensorflow imported: %s",
                  self.metadata["name"], self.metadata["version"], self.model_dir, self.predictor.providers,
@@ -192,10 +196,11 @@ class BindCNN:
 
     @bentoml.api
     def mutagenesis_logo(self, sequence: str, reverse_complement_average: bool = False) -> PNG:
-        """One sequence -> its mutagenesis as a logo PNG (logit changes mean-centred per position)."""
+        """One sequence -> its mutagenesis as a PNG: the reference bases scaled by their importance (minus the mean
+        logit change of substituting them) over a heat map of every substitution's logit change."""
         delta, _ = self._mutagenesis(sequence, reverse_complement_average)
         buf = io.BytesIO()
-        mut.plot_mutagenesis(delta, buf)
+        mut.plot_mutagenesis(delta, sequence, buf, alphabet=self.alphabet)
         return _png(buf.getvalue())
 
     # ---------------------------------------------------------------------- saliency (explainer worker)
@@ -257,6 +262,12 @@ class BindCNN:
             "limits": {**LIMITS.as_dict(), "predict_one_max_batch_size": BATCH_MAX_SIZE},
             "explainer": explainer,
         }
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
 
 
 def _file_routes(service) -> dict[str, list[str]]:

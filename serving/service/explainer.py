@@ -6,10 +6,9 @@ The gradient code lives in serving/attribution.py; this module only serves it.
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import sys
-import tempfile
-from pathlib import Path
 
 import bentoml
 import numpy as np
@@ -41,6 +40,9 @@ class Explainer:
                           "the TensorFlow SavedModel (saved_model/)")
         self.alphabet: str = self.metadata["alphabet"]
         quiet_client_errors()  # a 4xx is one WARNING line, not a traceback
+        from serving.plots import warm_up
+
+        warm_up()  # fonts and letter outlines now: the first logo request then takes well under a second
         bound_shutdown("bindcnn-explainer")  # Ctrl-C / SIGTERM: a few seconds for in-flight requests, then exit
         log.info("explainer: %s:%s SavedModel loaded from %s", self.metadata["name"],
                  self.metadata["version"], self.model_dir)
@@ -61,10 +63,9 @@ class Explainer:
         from serving.plots import plot_logo
 
         scores = self._scores([sequence], corrected)[0]
-        with tempfile.TemporaryDirectory(prefix="bindcnn-logo-") as tmp:
-            path = plot_logo(scores, Path(tmp) / "logo.png",
-                             title=f"grad x input{' (corrected)' if corrected else ''}", alphabet=self.alphabet)
-            return base64.b64encode(path.read_bytes()).decode("ascii")
+        buf = plot_logo(scores, io.BytesIO(), title=f"grad x input{' (corrected)' if corrected else ''}",
+                        alphabet=self.alphabet)
+        return base64.b64encode(buf.getvalue()).decode("ascii")
 
     @bentoml.api
     def describe(self) -> dict:
