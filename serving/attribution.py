@@ -1,6 +1,6 @@
-"""The TensorFlow runtime: gradients of the exported SavedModel's pre-sigmoid logit w.r.t. the one-hot input
-(grad x input saliency, optional gradient correction). The only module under serving/ that loads TensorFlow,
-and it does so lazily, when a function is called."""
+"""The TensorFlow runtime: attributions of the exported SavedModel's pre-sigmoid logit to the one-hot input
+(grad x input, corrected gradients, expected gradients with hypothetical contributions). The only module under
+serving/ that loads TensorFlow, and it does so lazily, when a function is called."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from serving.artifact import SAVED_MODEL_DIR
+from serving.shuffle import shuffled_references
+
+METHODS = ("gradient", "corrected", "expected_gradients")
+# Chosen on the built-in set (README "Explaining"): the fraction of sequences whose top-attributed 19-nt window
+# overlaps the planted CTCF instance was 0.9695 expected gradients, 0.9690 gradient, 0.9665 corrected (default
+# model, 2,000 test carriers; a tie within noise over seeds in `bindcnn judge`), and expected gradients put the
+# most of the top 19 positions inside the instance in every trial (0.81 vs corrected 0.80, gradient 0.63).
+DEFAULT_METHOD = "expected_gradients"
+EG_REFERENCES, EG_STEPS = 10, 16  # dinucleotide-shuffled references x integration steps per sequence
 
 
 def quiet_tensorflow() -> None:
@@ -69,3 +78,51 @@ def gradients(logits_fn, x: np.ndarray, corrected: bool = False, batch_size: int
 def saliency(logits_fn, x: np.ndarray, corrected: bool = False) -> np.ndarray:
     """grad x input scores: x (N, L, 4) -> (N, L, 4) float32 (non-zero only at each position's observed base)."""
     return gradients(logits_fn, x, corrected) * np.asarray(x, np.float32)
+
+
+def hypothetical_contributions(logits_fn, x: np.ndarray, references: int = EG_REFERENCES, steps: int = EG_STEPS,
+                               seed: int = 0, batch_size: int = 4096) -> np.ndarray:
+    """Expected gradients: integrated gradients (midpoint rule, `steps` points on the straight path) from
+    `references` dinucleotide shuffles of each sequence, averaged. x: (N, L, 4) one-hot float32 ->
+    hypothetical contributions (N, L, 4) float32, what TF-MoDISco takes: [i, l, b] is what base b at
+    position l would contribute, m[l, b] - sum_c m[l, c] r[l, c] averaged over references r (m: the
+    path-averaged gradient). Times x it gives the actual contributions, which sum per sequence to about
+    logit(x) - mean logit(references) (completeness)."""
+    x = np.asarray(x, np.float32)
+    n, length, _ = x.shape
+    alphas = ((np.arange(steps) + 0.5) / steps).astype(np.float32)
+    refs = shuffled_references(x, references, seed)  # (N, K, L, 4)
+    out = np.empty_like(x)
+    per_chunk = max(1, batch_size // (references * steps))
+    for s in range(0, n, per_chunk):
+        xs, rs = x[s:s + per_chunk, None], refs[s:s + per_chunk]  # (C, 1, L, 4), (C, K, L, 4)
+        path = rs[:, :, None] + alphas[None, None, :, None, None] * (xs - rs)[:, :, None]  # (C, K, M, L, 4)
+        grad = gradients(logits_fn, path.reshape(-1, length, 4), batch_size=batch_size)
+        mean_grad = grad.reshape(path.shape).mean(axis=2)  # (C, K, L, 4)
+        hyp = mean_grad - (mean_grad * rs).sum(axis=-1, keepdims=True)
+        out[s:s + per_chunk] = hyp.mean(axis=1)
+    return out
+
+
+def resolve_method(method: str | None, corrected: bool | None = None) -> str:
+    """The method a request asks for: `method`, else the older `corrected` flag (true: corrected, false:
+    gradient), else DEFAULT_METHOD. ValueError when they contradict or the method is unknown."""
+    if method is not None and method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
+    if method is not None and corrected is not None and corrected != (method == "corrected"):
+        raise ValueError(f"corrected={str(corrected).lower()} contradicts method {method!r}: give one of them")
+    if method is None and corrected is not None:
+        return "corrected" if corrected else "gradient"
+    return method or DEFAULT_METHOD
+
+
+def attribute(logits_fn, x: np.ndarray, method: str = DEFAULT_METHOD, seed: int = 0) -> np.ndarray:
+    """Contribution of each observed base to the logit: x (N, L, 4) -> (N, L, 4) float32, non-zero only at
+    each position's observed base. method: "gradient" (grad x input), "corrected" (gradient minus its mean
+    over A/C/G/T, then x input) or "expected_gradients" (hypothetical_contributions x input)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
+    x = np.asarray(x, np.float32)
+    if method == "expected_gradients":
+        return hypothetical_contributions(logits_fn, x, seed=seed) * x
+    return saliency(logits_fn, x, corrected=method == "corrected")

@@ -8,7 +8,8 @@ import pytest
 
 from training.cli import EXIT_BAD_INPUT, main
 
-COMMANDS = ["synthetic", "fasta", "download", "train", "export", "register", "evaluate", "saliency"]
+COMMANDS = ["synthetic", "fasta", "peaks", "download", "train", "export", "register", "evaluate", "saliency",
+            "motifs", "judge"]
 
 
 def test_help_for_every_command():
@@ -70,3 +71,49 @@ def test_evaluate_and_saliency_commands(trained, tmp_path, capsys):
     probs = [float(r.split("\t")[2]) for r in rows[1:]]
     assert probs == sorted(probs, reverse=True)
     assert str(sal) in capsys.readouterr().err
+
+
+def test_saliency_explains_every_fasta_record_in_input_order(trained, tmp_path, capsys):
+    from serving.attribution import attribute, load_logits_fn
+    from serving.dna import decode
+    from serving.fasta import write_fasta
+    from serving.predictor import Predictor
+    from training.datasets import load_h5
+
+    x = load_h5(trained["data"]).x["test"][:6]
+    ids = ["chr1:100-300", "peak_b", "c|x", "d", "peak_b", "f"]
+    write_fasta(zip(ids, decode(x)), tmp_path / "mine.fa")
+    out = tmp_path / "sal"
+    assert main(["saliency", "--model", str(trained["dir"]), "--fasta", str(tmp_path / "mine.fa"),
+                 "--method", "gradient", "--out", str(out)]) == 0
+    scores = np.load(out / "scores.npy")
+    assert scores.shape == (6, 200, 4)
+    np.testing.assert_allclose(scores, attribute(load_logits_fn(trained["dir"]), x, "gradient"), atol=1e-6)
+    assert (out / "ids.txt").read_text().split() == ids
+    logos = [row.split("\t")[5] for row in (out / "records.tsv").read_text().splitlines()[1:]]
+    assert logos == ["logo_chr1_100-300.png", "logo_peak_b.png", "logo_c_x.png", "logo_d.png", "logo_peak_b_5.png",
+                     "logo_f.png"]
+    assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in logos)
+    assert "scores.npy (6, 200, 4)" in capsys.readouterr().err
+
+    prob = Predictor(trained["dir"], device="cpu").predict_onehot(x)["probability"]
+    top = tmp_path / "top"
+    assert main(["saliency", "--model", str(trained["dir"]), "--fasta", str(tmp_path / "mine.fa"), "--top", "2",
+                 "--method", "corrected", "--out", str(top)]) == 0
+    kept = sorted(np.argsort(-prob)[:2])  # the two most confident, in input order
+    assert (top / "ids.txt").read_text().split() == [ids[i] for i in kept]
+    np.testing.assert_allclose(np.load(top / "scores.npy"),
+                               attribute(load_logits_fn(trained["dir"]), x[kept], "corrected"), atol=1e-6)
+
+
+def test_saliency_fasta_errors_name_the_record(trained, tmp_path, capsys):
+    from serving.fasta import write_fasta
+
+    write_fasta([("ok", "A" * 200), ("short_one", "ACGT" * 10)], tmp_path / "bad.fa")
+    assert main(["saliency", "--model", str(trained["dir"]), "--fasta", str(tmp_path / "bad.fa"),
+                 "--out", str(tmp_path / "o")]) == EXIT_BAD_INPUT
+    assert "record 2 ('short_one') has length 40" in capsys.readouterr().err
+    write_fasta([("ok", "A" * 199 + "X")], tmp_path / "x.fa")
+    assert main(["saliency", "--model", str(trained["dir"]), "--fasta", str(tmp_path / "x.fa"),
+                 "--corrected", "--method", "gradient"]) == EXIT_BAD_INPUT
+    assert "--corrected contradicts --method gradient" in capsys.readouterr().err

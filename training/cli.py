@@ -1,5 +1,5 @@
-"""The one command line, `bindcnn <command>`: the training commands (synthetic, fasta, download, train, export,
-register, evaluate, saliency) and the serving ones (score, scan, variants, mutagenesis, serve).
+"""The one command line, `bindcnn <command>`: the training commands (synthetic, fasta, peaks, download, train,
+export, register, evaluate, saliency, motifs, judge) and the serving ones (score, scan, variants, mutagenesis, serve).
 
 `python -m training` keeps the training commands alone. Exit codes: 0 success; 1 the work failed (e.g.
 ONNX/TensorFlow parity); 2 bad arguments or input; 3 scored with rejects (scoring); 130 interrupted.
@@ -12,15 +12,20 @@ from pathlib import Path
 
 from serving.store import DEFAULT_MODEL_NAME
 from training.commands import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, cmd_download, cmd_evaluate,
-                               cmd_export, cmd_fasta, cmd_register, cmd_saliency, cmd_synthetic, cmd_train)
+                               cmd_export, cmd_fasta, cmd_judge, cmd_motifs, cmd_peaks, cmd_register, cmd_saliency,
+                               cmd_synthetic, cmd_train)
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "main", "training_main"]
 
 EPILOG = "exit codes: 0 done; 1 the work failed (e.g. ONNX and TensorFlow disagree); 2 bad arguments or input; " \
          "130 interrupted (nothing partial is left in the models folder)."
 DESCRIPTIONS = {
-    "synthetic": "Write the built-in synthetic CTCF dataset (HDF5, the notebook's layout): seeded sequences with "
-                 "JASPAR MA0139.1 instances in the positives, decoys and weak instances in both classes.",
+    "synthetic": "Write the built-in synthetic CTCF dataset (HDF5, the notebook's layout): genome-like background "
+                 "(human dinucleotide frequencies, CpG islands, repeats) with JASPAR MA0139.1 instances near the "
+                 "centre of the positives, decoys and weak instances in both classes.",
+    "peaks": "Build a training set (HDF5, the notebook's layout) from ChIP-seq peaks and a genome: positives are "
+             "windows at the summits; negatives are genomic windows overlapping no peak, matched to the positives' "
+             "GC distribution (optionally plus dinucleotide shuffles); split by chromosome.",
     "fasta": "Build a training set (HDF5) from FASTA: positives from one file, negatives from another or, without "
              "one, dinucleotide-shuffled positives. Longer records are centre-cropped to the length.",
     "download": "Download the real <TF>_200.h5 of the course notebook (Zenodo record 7265991; needs internet) and "
@@ -31,10 +36,18 @@ DESCRIPTIONS = {
     "export": "Re-export an exported model's weights (model.keras) as a new version: SavedModel + ONNX, "
               "parity-checked, metadata and checksums rewritten.",
     "register": "Add an exported model folder to the BentoML model store (what bentoml serve / build use).",
-    "evaluate": "Accuracy, AUROC and AUPR of an exported model (ONNX Runtime) on a dataset's splits; metrics.json "
-                "and the ROC/PR plot.",
-    "saliency": "Saliency maps (grad x input of the logit, TensorFlow) of the top predictions of a split: one "
-                "logo PNG each, a heat map, scores.npy and top.tsv (with how well each map finds the true motif).",
+    "evaluate": "Accuracy, AUROC and AUPR of an exported model (ONNX Runtime) on a dataset's splits, one strand and "
+                "both strands averaged, beside the PWM baseline (best JASPAR MA0139.1 match per sequence); "
+                "metrics.json and the ROC/PR plot.",
+    "saliency": "Attribution maps of the logit (TensorFlow): the top predictions of a dataset split (--data), or "
+                "every record of a FASTA file (--fasta, in input order): one logo PNG each, a heat map, scores.npy "
+                "and a TSV (with, where the true motif is known, whether each map's top 19-nt window finds it).",
+    "motifs": "Motif discovery from the model: expected-gradients attributions of the sequences the model calls "
+              "bound, TF-MoDISco (modisco-lite) patterns, each matched by TomTom (memelite) against JASPAR CORE "
+              "vertebrates (pyjaspar, offline); motifs.tsv, a logo per pattern beside its best match, summary.md.",
+    "judge": "Judge the built-in set and training options over several seeds: per seed a fresh synthetic set and "
+             "model; mean and spread of test AUROC (one strand, both strands), PWM-baseline AUROC and the "
+             "attribution-on-motif rate. Slow: one full training per seed.",
 }
 
 
@@ -50,7 +63,9 @@ def add_commands(sub) -> None:
     """Add the training commands to an argparse subparsers object; each parser's description says what the
     command does."""
     from training.datasets.download import ZENODO_TFS
-    from training.datasets.synthetic import DEFAULT_SYNTHETIC_N
+    from serving.attribution import DEFAULT_METHOD, METHODS
+    from training.datasets.peaks import DEFAULT_TEST_CHROMS, DEFAULT_VALID_CHROMS
+    from training.datasets.synthetic import BACKGROUNDS, DEFAULT_SYNTHETIC_N
 
     s = sub.add_parser("synthetic", help="write the built-in synthetic CTCF dataset (HDF5)",
                        description=DESCRIPTIONS["synthetic"], epilog=EPILOG)
@@ -58,6 +73,9 @@ def add_commands(sub) -> None:
     s.add_argument("--n", type=int, default=DEFAULT_SYNTHETIC_N, help="number of sequences (default %(default)s)")
     s.add_argument("--length", type=int, default=200, help="sequence length (default %(default)s)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    s.add_argument("--background", default="genome", choices=BACKGROUNDS,
+                   help="genome: human dinucleotide Markov chain with CpG islands; iid: independent letters (the "
+                   "first built-in set) (default %(default)s)")
     s.set_defaults(func=cmd_synthetic)
 
     s = sub.add_parser("fasta", help="build a dataset from FASTA (negatives: a file or dinucleotide shuffles)",
@@ -69,6 +87,24 @@ def add_commands(sub) -> None:
                    "skipped (default: the first record's length)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     s.set_defaults(func=cmd_fasta)
+
+    s = sub.add_parser("peaks", help="build a dataset from a narrowPeak file and a genome (GC-matched negatives)",
+                       description=DESCRIPTIONS["peaks"], epilog=EPILOG)
+    s.add_argument("--peaks", type=Path, required=True, help="narrowPeak (summit in column 10) or BED (centre) file")
+    s.add_argument("--genome", type=Path, required=True, help="genome FASTA (plain or bgzip; .fai made if missing)")
+    s.add_argument("--out", type=Path, required=True, help="output .h5 path")
+    s.add_argument("--length", type=int, default=200, help="window length (default %(default)s)")
+    s.add_argument("--negatives-per-positive", type=float, default=1.0,
+                   help="GC-matched genomic negatives per positive (default %(default)s)")
+    s.add_argument("--shuffles", type=int, default=0,
+                   help="also this many dinucleotide shuffles of each positive as negatives (default %(default)s)")
+    s.add_argument("--valid-chroms", nargs="+", default=list(DEFAULT_VALID_CHROMS),
+                   help=f"validation chromosomes (default: {' '.join(DEFAULT_VALID_CHROMS)})")
+    s.add_argument("--test-chroms", nargs="+", default=list(DEFAULT_TEST_CHROMS),
+                   help=f"test chromosomes (default: {' '.join(DEFAULT_TEST_CHROMS)}, DeepSEA's split; the rest "
+                   "train)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    s.set_defaults(func=cmd_peaks)
 
     s = sub.add_parser("download", help="download the real <TF>_200.h5 from Zenodo 7265991 (needs internet)",
                        description=DESCRIPTIONS["download"], epilog=EPILOG)
@@ -88,6 +124,9 @@ def add_commands(sub) -> None:
     s.add_argument("--notebook-early-stopping", action="store_true",
                    help="the notebook's exact setting: monitor training loss, keep the last weights")
     s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    s.add_argument("--rc-augment", action="store_true",
+                   help="also train on the reverse complement of every training sequence (2x per epoch; off by "
+                   "default, as in the notebook)")
     s.add_argument("--if-missing", action="store_true",
                    help="do nothing (but register) when MODELS/NAME already holds an export (what make serve uses)")
     _export_options(s)
@@ -116,15 +155,58 @@ def add_commands(sub) -> None:
     s.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="output folder (default %(default)s)")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("saliency", help="saliency logos (grad x input) for the top predictions",
+    s = sub.add_parser("saliency", help="attribution logos of a split's top predictions or of a FASTA's records",
                        description=DESCRIPTIONS["saliency"], epilog=EPILOG)
     s.add_argument("--model", type=Path, required=True, help="an exported model folder, e.g. models/ctcf")
-    s.add_argument("--data", type=Path, required=True, help="dataset .h5")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="dataset .h5: explain the --top predictions of --split")
+    src.add_argument("--fasta", type=Path, help="FASTA of model-length records: explain every record (or the --top "
+                     "most confident); scores.npy in input order, ids.txt and records.tsv beside it")
     s.add_argument("--split", default="test", choices=["train", "valid", "test"], help="(default %(default)s)")
-    s.add_argument("--top", type=int, default=10, help="number of top predictions (default %(default)s)")
-    s.add_argument("--corrected", action="store_true", help="gradient correction (subtract the per-position mean)")
+    s.add_argument("--top", type=int, help="the N highest predictions only (default: 10 with --data, every record "
+                   "with --fasta)")
+    s.add_argument("--method", choices=METHODS, default=None,
+                   help=f"gradient: grad x input; corrected: gradient minus its per-position mean, x input; "
+                   f"expected_gradients: integrated gradients averaged over dinucleotide-shuffled references "
+                   f"(default {DEFAULT_METHOD}: it puts the top window on the true motif most often, README)")
+    s.add_argument("--corrected", action="store_true", help="same as --method corrected (kept for scripts)")
+    s.add_argument("--max-logos", type=int, default=100, help="--fasta: draw at most this many logos "
+                   "(default %(default)s)")
     s.add_argument("--out", type=Path, default=Path("runs/saliency"), help="output folder (default %(default)s)")
     s.set_defaults(func=cmd_saliency)
+
+    s = sub.add_parser("motifs", help="TF-MoDISco patterns of the model's attributions, matched to JASPAR",
+                       description=DESCRIPTIONS["motifs"], epilog=EPILOG)
+    s.add_argument("--model", type=Path, required=True, help="an exported model folder, e.g. models/ctcf")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="dataset .h5: the positives of --split the model calls bound")
+    src.add_argument("--fasta", type=Path, help="FASTA of model-length records: those the model calls bound")
+    s.add_argument("--split", default="test", choices=["train", "valid", "test"], help="(default %(default)s)")
+    s.add_argument("--all", action="store_true", help="every sequence, not only those called bound (p >= 0.5)")
+    s.add_argument("--n", type=int, default=2000, help="at most this many sequences, the most confident "
+                   "(default %(default)s)")
+    s.add_argument("--max-seqlets", type=int, default=5000, help="TF-MoDISco seqlets per metacluster "
+                   "(default %(default)s)")
+    s.add_argument("--jaspar-release", default="JASPAR2024", help="pyjaspar's offline release (default "
+                   "%(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the shuffled references (default %(default)s)")
+    s.add_argument("--out", type=Path, default=Path("runs/motifs"), help="output folder (default %(default)s)")
+    s.set_defaults(func=cmd_motifs)
+
+    s = sub.add_parser("judge", help="train over several seeds: mean/spread of CNN vs PWM AUROC and on-motif rate",
+                       description=DESCRIPTIONS["judge"], epilog=EPILOG)
+    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default %(default)s)")
+    s.add_argument("--n", type=int, default=DEFAULT_SYNTHETIC_N, help="sequences per set (default %(default)s)")
+    s.add_argument("--background", default="genome", choices=BACKGROUNDS, help="(default %(default)s)")
+    s.add_argument("--rc-augment", action="store_true", help="train with reverse-complement copies")
+    s.add_argument("--epochs", type=int, default=100, help="maximum epochs (default %(default)s)")
+    s.add_argument("--patience", type=int, default=5, help="early-stopping patience (default %(default)s)")
+    s.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS,
+                   help="attribution methods to measure (default: all)")
+    s.add_argument("--attribution-n", type=int, default=300, help="test instance carriers attributed per seed "
+                   "(default %(default)s)")
+    s.add_argument("--out", type=Path, default=Path("runs/judge"), help="output folder (default %(default)s)")
+    s.set_defaults(func=cmd_judge)
 
 
 def training_main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """What each training command does (`bindcnn <command>`; `python -m training <command>`): data sets, training,
-re-export, registration, evaluation and the saliency report. TensorFlow is imported only by the ones that need it.
+re-export, registration, evaluation, attribution reports, motif discovery and judging over seeds. TensorFlow is
+imported only by the ones that need it.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def cmd_synthetic(args) -> int:
     from training.datasets import load_h5
     from training.datasets.synthetic import write_synthetic
 
-    path = write_synthetic(args.out, n=args.n, length=args.length, seed=args.seed)
+    path = write_synthetic(args.out, n=args.n, length=args.length, seed=args.seed, background=args.background)
     ds = load_h5(path)
     say(f"wrote {path}: {ds.description}; splits {ds.sizes()}")
     return EXIT_OK
@@ -31,6 +32,19 @@ def cmd_fasta(args) -> int:
     ds = fasta_dataset(args.positives, args.negatives, length=args.length, seed=args.seed)
     path = write_h5(args.out, ds.x, {s: v[:, 0] for s, v in ds.y.items()}, None, ds.description)
     say(f"wrote {path}: {ds.description}; splits {ds.sizes()}")
+    return EXIT_OK
+
+
+def cmd_peaks(args) -> int:
+    from training.datasets import write_h5
+    from training.datasets.peaks import peaks_dataset, write_windows
+
+    ds, windows = peaks_dataset(args.peaks, args.genome, length=args.length,
+                                negatives_per_positive=args.negatives_per_positive, shuffles=args.shuffles,
+                                valid_chroms=args.valid_chroms, test_chroms=args.test_chroms, seed=args.seed)
+    path = write_h5(args.out, ds.x, {s: v[:, 0] for s, v in ds.y.items()}, None, ds.description)
+    bed = write_windows(windows, Path(str(args.out) + ".windows.bed"))
+    say(f"wrote {path}: {ds.description}; splits {ds.sizes()}; windows in {bed}")
     return EXIT_OK
 
 
@@ -53,7 +67,8 @@ def cmd_train(args) -> int:
 
     train_and_export(args.data, args.name, args.models, epochs=args.epochs,
                      notebook_early_stopping=args.notebook_early_stopping, seed=args.seed,
-                     patience=args.patience, register=not args.no_register, onnx_converter=args.onnx_converter)
+                     patience=args.patience, register=not args.no_register, onnx_converter=args.onnx_converter,
+                     rc_augment=args.rc_augment)
     return EXIT_OK
 
 
@@ -70,7 +85,12 @@ def cmd_export(args) -> int:
     model = keras.models.load_model(Path(args.model) / KERAS_FILE)
     data = args.data or old.get("data", {}).get("source") or DEFAULT_DATA
     ds = load_h5(data)
-    keep = {k: old[k] for k in ("data", "training", "metrics") if k in old}
+    keep = {k: old[k] for k in ("data", "training", "metrics", "baseline") if k in old}
+    if "baseline" not in keep:  # exported before the baseline existed: measure it on this data's test split
+        from training.pipeline import baseline_check, report_baseline
+
+        keep["baseline"] = baseline_check(ds, model.predict(ds.x["test"], batch_size=1024, verbose=0).reshape(-1))
+        report_baseline(keep["baseline"])
     plots = {p.name: p for p in Path(args.model).glob("*.png")}
     out = Path(args.out) if args.out else Path(args.model)
     name = args.name or old["name"]
@@ -94,6 +114,7 @@ def cmd_register(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from serving.predictor import Predictor
+    from training.baseline import pwm_baseline
     from training.datasets import load_h5
     from training.evaluate import metrics, plot_curves
 
@@ -101,23 +122,66 @@ def cmd_evaluate(args) -> int:
     ds = load_h5(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {}
+    result, both, pwm = {}, {}, {}
     for split in args.splits:
         prob = predictor.predict_onehot(ds.x[split])["probability"]
         result[split] = metrics(ds.y[split], prob)
+        rc_prob = predictor.predict_onehot(ds.x[split], reverse_complement_average=True)["probability"]
+        both[split] = metrics(ds.y[split], rc_prob)
+        pwm[split] = pwm_baseline(ds.x[split], ds.y[split])
         if split == "test":
             plot_curves(ds.y[split], prob, out / "roc_pr.png")
-    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps({**result, "strand_average": both, "pwm_baseline": pwm},
+                                                 indent=2) + "\n")
     for split, m in result.items():
         print(f"{split}\taccuracy {m['accuracy']:.4f}\tAUROC {m['auroc']:.4f}\tAUPR {m['aupr']:.4f}\tn {m['n']}")
+        print(f"{split}\tboth strands averaged\tAUROC {both[split]['auroc']:.4f}\tAUPR {both[split]['aupr']:.4f}")
+        print(f"{split}\tPWM baseline ({pwm[split]['matrix']})\tAUROC {pwm[split]['auroc']:.4f}\t"
+              f"AUPR {pwm[split]['aupr']:.4f}\tCNN - PWM AUROC {m['auroc'] - pwm[split]['auroc']:+.4f}")
     say(f"wrote {out / 'metrics.json'}" + (f" and {out / 'roc_pr.png'}" if "test" in result else ""))
     return EXIT_OK
 
 
 def cmd_saliency(args) -> int:
     quiet_tensorflow()
-    from training.explain import saliency_report
+    from serving.attribution import DEFAULT_METHOD
+    from training.explain import fasta_report, saliency_report
 
-    out, scores = saliency_report(args.model, args.data, args.out, args.split, args.top, args.corrected)
-    say(f"wrote {len(scores)} logos, heatmap.png, scores.npy ({scores.shape}) and top.tsv to {out}/")
+    if args.corrected and args.method not in (None, "corrected"):
+        raise ValueError(f"--corrected contradicts --method {args.method}: give one of them")
+    method = "corrected" if args.corrected else (args.method or DEFAULT_METHOD)
+    if args.top is not None and args.top < 1:
+        raise ValueError("--top must be at least 1")
+    if args.fasta is not None:
+        out, scores, ids = fasta_report(args.model, args.fasta, args.out, args.top, method, args.max_logos)
+        say(f"{method}: wrote scores.npy {scores.shape} (input order), ids.txt, records.tsv, "
+            f"{min(len(ids), args.max_logos)} logos and heatmap.png to {out}/")
+        return EXIT_OK
+    out, scores = saliency_report(args.model, args.data, args.out, args.split, args.top or 10, method)
+    say(f"{method}: wrote {len(scores)} logos, heatmap.png, scores.npy ({scores.shape}) and top.tsv to {out}/")
+    return EXIT_OK
+
+
+def cmd_motifs(args) -> int:
+    quiet_tensorflow()
+    from training.motifs import motifs_report
+
+    out, rows = motifs_report(args.model, args.out, data=args.data, fasta=args.fasta, split=args.split,
+                              called_only=not args.all, n=args.n, max_seqlets=args.max_seqlets,
+                              release=args.jaspar_release, seed=args.seed)
+    for r in rows[:5]:
+        print(f"{r['pattern']}\t{r['seqlets']} seqlets\tbest match {r['match_id']} {r['match_name']}\t"
+              f"q {r['q_value']:.2e}")
+    say(f"wrote motifs.tsv ({len(rows)} patterns), logos and summary.md to {out}/")
+    return EXIT_OK if rows else EXIT_FAILED
+
+
+def cmd_judge(args) -> int:
+    quiet_tensorflow()
+    from training.judge import judge
+
+    _, md = judge(args.seeds, args.n, args.background, args.rc_augment, args.epochs, args.patience,
+                  args.attribution_n, tuple(args.methods), out=args.out)
+    print(md)
+    say(f"wrote {args.out}/judge.md and judge.json")
     return EXIT_OK

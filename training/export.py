@@ -69,6 +69,26 @@ def write_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET, converte
     return used
 
 
+def write_onnx_variants(model, folder: Path, runtimes, x_check: np.ndarray, opset: int = ONNX_OPSET
+                        ) -> dict[str, Any]:
+    """Write training.onnx_graph.variants (other layouts of the same weights) into folder, each checked against
+    the SavedModel as model.onnx is (ParityError beyond 1e-5). Returns metadata's 'onnx_variants':
+    {name: {"file", "parity"}}; serving/calibration.py times them on the serving machine."""
+    import onnxruntime as ort
+
+    from training import onnx_graph
+
+    out = {}
+    for name, (filename, proto) in onnx_graph.variants(model, opset).items():
+        (folder / filename).write_bytes(proto.SerializeToString())
+        session = ort.InferenceSession(str(folder / filename), providers=["CPUExecutionProvider"])
+        try:
+            out[name] = {"file": filename, "parity": check_parity((runtimes[0], session), x_check)}
+        except ParityError as exc:
+            raise ParityError(f"ONNX variant {filename}: {exc}") from None
+    return out
+
+
 def _tf2onnx_graph(model, opset: int):
     """tf2onnx's conversion of the model's (prob, logit) function; batch dimension named `batch`."""
     import tensorflow as tf
@@ -172,6 +192,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
             shutil.copy2(src, staging / rel)
         runtimes = load_runtimes(staging)
         parity = check_parity(runtimes, x_check)
+        variants = write_onnx_variants(model, staging, runtimes, x_check) if converter == "direct" else {}
         length = int(model.input_shape[1])
         probe = fingerprint(runtimes, length)
         meta = {
@@ -186,6 +207,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
             "saved_model_endpoints": {"serve": "probability (batch, 1)", "logits": "pre-sigmoid logit (batch, 1)"},
             "onnx_opset": ONNX_OPSET,
             "onnx_converter": converter,
+            "onnx_variants": variants,
             "parameters": int(model.count_params()),
             **metadata,
             "parity": parity,

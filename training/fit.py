@@ -61,16 +61,23 @@ def _progress_callback(max_epochs: int, stream=sys.stderr):
 
 def fit(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
         epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-3, patience: int = 5,
-        notebook_early_stopping: bool = False, seed: int = 0, verbose: bool = True) -> FitResult:
+        notebook_early_stopping: bool = False, seed: int = 0, verbose: bool = True,
+        rc_augment: bool = False) -> FitResult:
     """Train the notebook's regularized CNN.
 
     x_*: (N, L, 4) float32, y_*: (N, 1) float32. Early stopping monitors validation AUROC with
     restore_best_weights (default), or, with notebook_early_stopping, the notebook's exact
-    EarlyStopping(monitor='loss', patience=5) (training loss, last weights kept).
+    EarlyStopping(monitor='loss', patience=5) (training loss, last weights kept). rc_augment adds the
+    reverse complement of every training sequence (same label): 2N training sequences per epoch.
     """
     import keras
 
+    from serving.dna import reverse_complement
+
     set_seeds(seed)
+    if rc_augment:
+        x_train = np.concatenate([x_train, reverse_complement(x_train)])
+        y_train = np.concatenate([y_train, y_train])
     model = build_model(x_train.shape[1])
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -100,7 +107,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: 
         best_epoch = epochs_run  # the notebook keeps the last weights
     settings = {
         "optimizer": "adam", "learning_rate": learning_rate, "loss": "binary_crossentropy",
-        "batch_size": batch_size, "max_epochs": epochs, "seed": seed,
+        "batch_size": batch_size, "max_epochs": epochs, "seed": seed, "rc_augment": rc_augment,
         "early_stopping": {"monitor": monitor, "mode": mode, "patience": patience,
                            "restore_best_weights": not notebook_early_stopping,
                            "notebook_setting": notebook_early_stopping},

@@ -46,14 +46,15 @@ def _layers(model) -> dict:
     return {"conv": conv, "pool": pool, "dense": dense, "logit": logit}
 
 
-def build(model, opset: int = 17):
+def build(model, opset: int = 17, channel_block: int = CHANNEL_BLOCK):
     """onnx.ModelProto: input `dna` (batch, L, 4) float32 -> `prob`, `logit` (batch, 1) float32.
 
     dna -> Reshape (batch, 1, L, 4) -> Transpose (batch, 4, 1, L) -> Conv (F' filters, 1 x K, 'same')
     -> Relu -> MaxPool (1 x P) -> Flatten (batch, F' * T) -> Gemm+Relu (dense rows permuted from Keras'
     (T, F) flatten order, zero rows for padding filters) -> Gemm (logit) -> Sigmoid (prob).
-    F' = F rounded up to CHANNEL_BLOCK: with whole blocks ONNX Runtime keeps conv, relu and pool in its
-    blocked NCHWc layout and reorders only the small pooled tensor. Raises Unsupported for other models."""
+    F' = F rounded up to channel_block: with whole blocks ONNX Runtime keeps conv, relu and pool in its
+    blocked NCHWc layout and reorders only the small pooled tensor (16 on AVX-512, 8 on AVX2: which one
+    runs faster is measured per machine, serving/calibration.py). Raises Unsupported for other models."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -68,7 +69,7 @@ def build(model, opset: int = 17):
     units = d_w.shape[1]
     if d_w.shape[0] != t * f:
         raise Unsupported(f"dense input {d_w.shape[0]} != {t} x {f}")
-    fp = -(-f // CHANNEL_BLOCK) * CHANNEL_BLOCK
+    fp = -(-f // channel_block) * channel_block
     w4 = np.zeros((fp, c, 1, k), np.float32)
     w4[:f] = kernel.transpose(2, 1, 0)[:, :, None, :]
     b4 = np.zeros(fp, np.float32)
@@ -104,3 +105,20 @@ def build(model, opset: int = 17):
     proto.ir_version = min(proto.ir_version, 8)  # readable by older ONNX Runtime builds too
     onnx.checker.check_model(proto)
     return proto
+
+
+# Alternative layouts written beside model.onnx at export (same weights, same parity check): serving's
+# calibration times them against model.onnx on the machine that serves and keeps the fastest.
+VARIANT_BLOCKS = {"conv-block8": 8}  # name -> channel_block; 24 filters stay 24 (AVX2's 8-channel blocks)
+
+
+def variants(model, opset: int = 17) -> dict[str, tuple[str, object]]:
+    """{name: (file name, onnx.ModelProto)} of the layouts that differ from model.onnx's (filters padded to
+    another block size); {} for models this writer does not know."""
+    try:
+        f = int(_layers(model)["conv"].get_weights()[0].shape[2])
+    except Unsupported:
+        return {}
+    main = -(-f // CHANNEL_BLOCK) * CHANNEL_BLOCK
+    return {name: (f"model.{name}.onnx", build(model, opset, block)) for name, block in VARIANT_BLOCKS.items()
+            if -(-f // block) * block != main}

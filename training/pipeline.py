@@ -11,7 +11,7 @@ from serving.console import say
 from serving.store import DEFAULT_MODEL_NAME
 from training.datasets import Dataset, describe, load_h5
 from training.datasets.synthetic import DEFAULT_SYNTHETIC_N, write_synthetic
-from training.evaluate import metrics, plot_curves, plot_history
+from training.evaluate import auroc, metrics, plot_curves, plot_history
 
 DEFAULT_DATA = Path(f"data/{DEFAULT_MODEL_NAME}_synthetic.h5")
 PARITY_SAMPLES = 2048
@@ -20,11 +20,55 @@ CONVERTER_WORDS = {"direct": "written directly from the Keras weights in ONNX Ru
 
 
 def default_dataset(path: Path = DEFAULT_DATA, n: int = DEFAULT_SYNTHETIC_N, seed: int = 0) -> Path:
-    """The built-in synthetic dataset on disk (written once, reused after)."""
-    if not path.exists():
-        say(f"writing the built-in synthetic dataset (n={n}, seed={seed}) to {path}")
-        write_synthetic(path, n=n, seed=seed)
+    """The built-in synthetic dataset on disk (written once, reused after; rewritten when the file was made
+    by another version of the generator, as its description attribute says)."""
+    import h5py
+
+    from training.datasets.synthetic import synthetic_description
+
+    if path.exists():
+        with h5py.File(path, "r") as fh:
+            found = str(fh.attrs.get("description", ""))
+        if found == synthetic_description(n, 200, seed):
+            return path
+        say(f"{path} holds another version of the built-in dataset ({found!r}); rewriting it")
+    say(f"writing the built-in synthetic dataset (n={n}, seed={seed}) to {path}")
+    write_synthetic(path, n=n, seed=seed)
     return path
+
+
+def baseline_check(ds: Dataset, test_prob: np.ndarray) -> dict[str, Any]:
+    """The PWM baseline on the test split beside the CNN's AUROC (metadata "baseline"); a model that does not
+    beat it gets a "warning" (a failed export check: printed, recorded, the export itself stands)."""
+    from training.baseline import pwm_baseline, verdict
+
+    base = pwm_baseline(ds.x["test"], ds.y["test"])
+    cnn = round(auroc(ds.y["test"], test_prob), 6)
+    record = {"split": "test", "pwm": base, "cnn_auroc": cnn, **verdict(cnn, base)}
+    if not record["beats_baseline"]:
+        record["warning"] = (f"failed export check: the CNN's test AUROC {cnn:.4f} does not beat the PWM baseline's "
+                             f"{base['auroc']:.4f} ({base['score']}) on the same split")
+    return record
+
+
+def report_baseline(record: dict[str, Any]) -> None:
+    """One line on stderr: the baseline beside the CNN, or the failed-check warning."""
+    b = record["pwm"]
+    say(f"PWM baseline ({b['matrix']}, best log-odds match): AUROC {b['auroc']:.4f}  AUPR {b['aupr']:.4f}; "
+        f"CNN - baseline AUROC {record['auroc_margin']:+.4f}")
+    if "warning" in record:
+        say(f"WARNING: {record['warning']}")
+
+
+def strand_average_prob(model, x: np.ndarray) -> np.ndarray:
+    """Probability from the mean of both strands' logits: x (N, L, 4) -> (N,) (what `--rc` serves)."""
+    from serving.dna import average_strands, reverse_complement
+    from training.model import logit_model
+
+    logit = logit_model(model)
+    z = logit.predict(x, batch_size=1024, verbose=0).reshape(-1)
+    z_rc = logit.predict(np.ascontiguousarray(reverse_complement(x)), batch_size=1024, verbose=0).reshape(-1)
+    return average_strands(z, z_rc)["probability"]
 
 
 def training_metadata(ds: Dataset, fit_result, test_prob: np.ndarray, valid_prob: np.ndarray,
@@ -40,15 +84,18 @@ def training_metadata(ds: Dataset, fit_result, test_prob: np.ndarray, valid_prob
             "seconds": round(fit_result.seconds, 1),
             "history": {k: [round(v, 5) for v in vals] for k, vals in h.items()},
         },
-        "metrics": {"test": metrics(ds.y["test"], test_prob), "valid": metrics(ds.y["valid"], valid_prob)},
+        "metrics": {"test": metrics(ds.y["test"], test_prob), "valid": metrics(ds.y["valid"], valid_prob),
+                    "test_strand_average": metrics(ds.y["test"], strand_average_prob(fit_result.model, ds.x["test"]))},
+        "baseline": baseline_check(ds, test_prob),
     }
 
 
 def train_and_export(data: Path | None, name: str, models_root: Path = Path("models"), epochs: int = 100,
                      notebook_early_stopping: bool = False, seed: int = 0, patience: int = 5,
-                     register: bool = True, verbose: bool = True, onnx_converter: str = "direct") -> dict[str, Any]:
+                     register: bool = True, verbose: bool = True, onnx_converter: str = "direct",
+                     rc_augment: bool = False) -> dict[str, Any]:
     """Train on `data` (None: the built-in synthetic set), export models_root/name, register it.
-    Returns the metadata written."""
+    rc_augment: train on reverse complements too. Returns the metadata written."""
     from serving.store import check_name, register as register_model
     from training.export import cleanup_stale, export
     from training.fit import fit
@@ -60,14 +107,18 @@ def train_and_export(data: Path | None, name: str, models_root: Path = Path("mod
         f"  length {ds.length}")
     say(f"training up to {epochs} epochs (early stopping: "
         f"{'notebook: loss, patience ' + str(patience) if notebook_early_stopping else 'val AUROC, patience ' + str(patience) + ', best weights restored'})")
+    if rc_augment:
+        say("--rc-augment: every epoch also trains on the reverse complement of each training sequence")
     result = fit(ds.x["train"], ds.y["train"], ds.x["valid"], ds.y["valid"], epochs=epochs, patience=patience,
-                 notebook_early_stopping=notebook_early_stopping, seed=seed, verbose=verbose)
+                 notebook_early_stopping=notebook_early_stopping, seed=seed, verbose=verbose, rc_augment=rc_augment)
     say(f"stopped after {result.epochs_run} epochs ({result.seconds:.0f} s); best epoch {result.best_epoch}")
     test_prob = result.model.predict(ds.x["test"], batch_size=1024, verbose=0).reshape(-1)
     valid_prob = result.model.predict(ds.x["valid"], batch_size=1024, verbose=0).reshape(-1)
     meta = training_metadata(ds, result, test_prob, valid_prob, source)
     t = meta["metrics"]["test"]
-    say(f"test: accuracy {t['accuracy']:.4f}  AUROC {t['auroc']:.4f}  AUPR {t['aupr']:.4f}  (n={t['n']})")
+    say(f"test: accuracy {t['accuracy']:.4f}  AUROC {t['auroc']:.4f}  AUPR {t['aupr']:.4f}  (n={t['n']}); "
+        f"both strands averaged: AUROC {meta['metrics']['test_strand_average']['auroc']:.4f}")
+    report_baseline(meta["baseline"])
 
     out_dir = Path(models_root) / name
     cleanup_stale(models_root)

@@ -9,51 +9,18 @@ import numpy as np
 
 from serving.dna import SequenceError, codes_to_onehot, to_codes
 from serving.fasta import read_fasta
+from serving.shuffle import shuffle_codes
 from training.datasets.h5 import Dataset, DatasetError, split_indices
 
 
 def dinucleotide_shuffle(seq: str, rng: np.random.Generator) -> str:
-    """A random sequence with exactly the same dinucleotide counts as `seq` (Altschul-Erikson,
-    via a random Eulerian path whose last edges form a spanning arborescence)."""
+    """A random sequence with exactly the same dinucleotide counts as `seq` (Altschul-Erikson; the one
+    implementation is serving.shuffle.shuffle_codes)."""
     if len(seq) <= 2:
         return seq
-    chars = sorted(set(seq))
-    edges: dict[str, list[str]] = {c: [] for c in chars}
-    for a, b in zip(seq, seq[1:]):
-        edges[a].append(b)
-    last = seq[-1]
-    while True:  # choose a last exit edge for every vertex but `last`, forming a tree rooted at `last`
-        last_edge = {}
-        for c in chars:
-            if c != last and edges[c]:
-                last_edge[c] = edges[c][rng.integers(len(edges[c]))]
-        if _is_arborescence(last_edge, last):
-            break
-    walk_edges = {}
-    for c in chars:
-        rest = list(edges[c])
-        if c in last_edge:
-            rest.remove(last_edge[c])
-        rng.shuffle(rest)
-        walk_edges[c] = rest + ([last_edge[c]] if c in last_edge else [])
-    out = [seq[0]]
-    pos = {c: 0 for c in chars}
-    for _ in range(len(seq) - 1):
-        c = out[-1]
-        out.append(walk_edges[c][pos[c]])
-        pos[c] += 1
-    return "".join(out)
-
-
-def _is_arborescence(parent: dict[str, str], root: str) -> bool:
-    for start in parent:
-        seen, node = set(), start
-        while node != root:
-            if node in seen or node not in parent:
-                return False
-            seen.add(node)
-            node = parent[node]
-    return True
+    letters = sorted(set(seq))
+    codes = np.array([letters.index(c) for c in seq], np.uint8)
+    return "".join(letters[c] for c in shuffle_codes(codes, rng))
 
 
 def _fasta_sequences(path: str | os.PathLike, length: int | None) -> tuple[list[str], int]:

@@ -1,5 +1,5 @@
-"""The built-in synthetic CTCF dataset: seeded sequences with JASPAR MA0139.1 instances in the positives and
-the confounders that keep it from being trivially separable (GC variation, repeats, decoys, weak instances)."""
+"""The built-in synthetic CTCF dataset: genome-like background (human dinucleotides, CpG islands, repeats) with
+JASPAR MA0139.1 instances near the centre of the positives, and decoys and weak instances in both classes."""
 from __future__ import annotations
 
 import os
@@ -7,11 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.dna import codes_to_onehot, to_codes
+from training.datasets.background import add_repeats, genome_like, iid_background
+from serving.dna import codes_to_onehot
 from training.datasets.h5 import SPLITS, Dataset, split_indices, write_h5
 from training.datasets.jaspar import load_jaspar, motif_probabilities
 
 DEFAULT_SYNTHETIC_N = 73_080  # 51,156 training sequences, as CTCF_200.h5
+BACKGROUNDS = ("genome", "iid")
+# Where a peak's motif sits: ChIP-seq summits fall within a few tens of bp of the bound site (CentriMo, Bailey &
+# Machanick 2012, NAR 40:e128): the instance's centre is the window's centre + Laplace(0, SUMMIT_SCALE) nt
+# (median distance ~10 nt, SD ~21 nt), clipped to the window.
+SUMMIT_SCALE = 15.0
+POSITIVE_MIX = {"strong": 0.80, "weak": 0.12}  # the other 8% of positives carry no instance (peaks without motif)
+WEAK_SHARPNESS = (0.35, 0.7)  # weak instances: MA0139.1 probabilities ** s (renormalized), s uniform in this range
+DECOY_FRACTION = 0.4  # both classes: the CTCF matrix with shuffled columns (same composition), anywhere
+NEGATIVE_WEAK_FRACTION = 0.15  # negatives: a weak instance anywhere (chance matches off any summit) ...
+NEGATIVE_WEAK_SHARPNESS = WEAK_SHARPNESS  # ... as weak as the weak positives: only the place tells them apart
 
 
 def _sample_from(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -21,18 +32,29 @@ def _sample_from(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum((u > cum).sum(axis=-1), 3).astype(np.uint8)
 
 
-def synthetic_dataset(n: int = DEFAULT_SYNTHETIC_N, length: int = 200, seed: int = 0) -> Dataset:
-    """The built-in CTCF-like dataset: deterministic for a given (n, length, seed).
+def _sharpened(pwm: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """pwm (W, 4), s (K,) -> (K, W, 4): pwm ** s per draw, renormalized (s < 1 flattens: a weaker site)."""
+    p = pwm[None] ** np.asarray(s, np.float64)[:, None, None]
+    return p / p.sum(axis=-1, keepdims=True)
 
-    Half the sequences are positives. Every sequence has its own GC content (0.3-0.65), and may
-    carry a low-complexity repeat and a 'decoy' (the CTCF matrix with its columns shuffled, same
-    composition). Positives carry one instance sampled from JASPAR MA0139.1 on a random strand,
-    centred with +-40 nt jitter; 8% of positives have none (peaks without the motif) and 15% of
-    negatives carry a weak instance sampled from a flattened matrix, so the task is not trivially
-    separable. motif_* records each true instance's (start, end, strand).
+
+def synthetic_dataset(n: int = DEFAULT_SYNTHETIC_N, length: int = 200, seed: int = 0,
+                      background: str = "genome") -> Dataset:
+    """The built-in CTCF-like dataset: deterministic for a given (n, length, seed, background).
+
+    Half the sequences are positives. Background: "genome" (training/datasets/background.py: first-order
+    Markov chain with human dinucleotide frequencies, GC varying in stretches, CpG islands in 10%) or "iid"
+    (independent letters, per-sequence GC 0.3-0.65: the first built-in set). Both get simple repeats (20%)
+    and low-complexity stretches (10%). In both classes 40% carry a decoy (column-shuffled CTCF matrix), and 15%
+    of negatives a weak instance anywhere. Positives carry an MA0139.1 instance on a random strand at
+    centre + Laplace(15 nt): 80% sampled from the matrix (strong), 12% from a flattened matrix (weak: as weak as
+    the negatives' ones, so only the place relative to the summit tells them apart), 8% none.
+    motif_* records each planted positive instance's (start, end, strand), (-1, -1, 0) where there is none.
     """
     if n < 10:
         raise ValueError("n must be at least 10")
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
     rng = np.random.default_rng(seed)
     _, counts = load_jaspar()
     pwm = motif_probabilities(counts)
@@ -43,51 +65,46 @@ def synthetic_dataset(n: int = DEFAULT_SYNTHETIC_N, length: int = 200, seed: int
     y = np.zeros(n, np.float32)
     y[: n // 2] = 1
     rng.shuffle(y)
-
-    gc = rng.uniform(0.3, 0.65, size=n)
-    base_p = np.stack([(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2], axis=1)  # (n, 4)
-    codes = _sample_from(np.broadcast_to(base_p[:, None, :], (n, length, 4)), rng)
-
-    # low-complexity repeats ((CA)n, poly-A/T, CpG runs) in 30% of sequences
-    repeats = [np.array(to_codes(r)) for r in ("CA" * 12, "A" * 18, "T" * 18, "CG" * 8, "GGC" * 6)]
-    for i in np.flatnonzero(rng.random(n) < 0.3):
-        r = repeats[rng.integers(len(repeats))]
-        start = rng.integers(0, length - len(r) + 1)
-        codes[i, start:start + len(r)] = r
+    codes = genome_like(n, length, rng) if background == "genome" else iid_background(n, length, rng)
+    add_repeats(codes, rng)
 
     def place(i: int, motif_codes: np.ndarray, start: int, strand: int) -> None:
         codes[i, start:start + width] = motif_codes if strand > 0 else (3 - motif_codes)[::-1]
 
-    # decoys: the CTCF matrix with shuffled columns, anywhere, in 40% of sequences of both classes
-    for i in np.flatnonzero(rng.random(n) < 0.4):
-        decoy_pwm = pwm[rng.permutation(width)]
-        place(i, _sample_from(decoy_pwm[None], rng)[0], rng.integers(0, length - width + 1), 1)
+    for i in np.flatnonzero(rng.random(n) < DECOY_FRACTION):
+        decoy = _sample_from(pwm[rng.permutation(width)][None], rng)[0]
+        place(i, decoy, int(rng.integers(0, length - width + 1)), int(rng.choice([-1, 1])))
+
+    weak_negatives = np.flatnonzero((y == 0) & (rng.random(n) < NEGATIVE_WEAK_FRACTION))
+    weak_sharpness = rng.uniform(*NEGATIVE_WEAK_SHARPNESS, len(weak_negatives))
+    for i, m in zip(weak_negatives, _sample_from(_sharpened(pwm, weak_sharpness), rng)):
+        place(i, m, int(rng.integers(0, length - width + 1)), int(rng.choice([-1, 1])))
 
     motif = np.tile(np.array([-1, -1, 0], np.int32), (n, 1))
+    kind = rng.random(n)
+    carriers = np.flatnonzero((y == 1) & (kind < POSITIVE_MIX["strong"] + POSITIVE_MIX["weak"]))
+    sharpness = np.where(kind[carriers] < POSITIVE_MIX["strong"], 1.0, rng.uniform(*WEAK_SHARPNESS, len(carriers)))
+    draws = _sample_from(_sharpened(pwm, sharpness), rng)
     centre = (length - width) // 2
-    jitter = min(40, centre)
-    carriers = np.flatnonzero((y == 1) & (rng.random(n) >= 0.08))
-    weak = np.flatnonzero((y == 0) & (rng.random(n) < 0.15))
-    flat = pwm ** 0.35
-    flat /= flat.sum(axis=1, keepdims=True)
-    for idx, matrix in ((carriers, pwm), (weak, flat)):
-        draws = _sample_from(np.broadcast_to(matrix, (len(idx), width, 4)), rng)
-        starts = centre + rng.integers(-jitter, jitter + 1, size=len(idx))
-        strands = rng.choice([-1, 1], size=len(idx))
-        for i, m, s, st in zip(idx, draws, starts, strands):
-            place(i, m, s, st)
-            if matrix is pwm:
-                motif[i] = (s, s + width, st)
+    starts = np.clip(np.rint(centre + rng.laplace(0, SUMMIT_SCALE, len(carriers))), 0, length - width).astype(int)
+    strands = rng.choice([-1, 1], size=len(carriers))
+    for i, m, s, st in zip(carriers, draws, starts, strands):
+        place(i, m, s, st)
+        motif[i] = (s, s + width, st)
 
     parts = split_indices(n, rng)
     x = codes_to_onehot(codes)
-    desc = (f"built-in synthetic CTCF set (JASPAR MA0139.1 instances), n={n}, length={length}, seed={seed}")
     return Dataset({s: x[i] for s, i in parts.items()}, {s: y[i, None] for s, i in parts.items()},
-                   {s: motif[i] for s, i in parts.items()}, desc)
+                   {s: motif[i] for s, i in parts.items()}, synthetic_description(n, length, seed, background))
 
 
-def write_synthetic(out: str | os.PathLike, n: int = DEFAULT_SYNTHETIC_N, length: int = 200, seed: int = 0) -> Path:
-    ds = synthetic_dataset(n, length, seed)
+def synthetic_description(n: int, length: int, seed: int, background: str = "genome") -> str:
+    """The description stored with the set; names the generator version, so a stale file is recognised."""
+    return (f"built-in synthetic CTCF set v2 (JASPAR MA0139.1 instances, {background} background), n={n}, "
+            f"length={length}, seed={seed}")
+
+
+def write_synthetic(out: str | os.PathLike, n: int = DEFAULT_SYNTHETIC_N, length: int = 200, seed: int = 0,
+                    background: str = "genome") -> Path:
+    ds = synthetic_dataset(n, length, seed, background)
     return write_h5(out, ds.x, {s: ds.y[s][:, 0] for s in SPLITS}, ds.motif, ds.description)
-
-
