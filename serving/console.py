@@ -14,8 +14,14 @@ def say(msg: str, quiet: bool = False) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+def clock(seconds: float) -> str:
+    """'42 s', '3m05s', '2h07m': a duration as a person reads it (an ETA)."""
+    s = max(0, round(seconds))
+    return f"{s} s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 class Progress:
-    """A one-line progress display on stderr (items, items/s, percent when the total is known);
+    """A one-line progress display on stderr (items, items/s, percent and ETA when the total is known);
     silent when stderr is not a terminal or `enabled` is False."""
 
     def __init__(self, label: str, total: int | None = None, unit: str = "records", enabled: bool | None = None,
@@ -36,8 +42,10 @@ class Progress:
     def _draw(self, now: float, end: str = "") -> None:
         elapsed = max(now - self.t0, 1e-9)
         pct = f" {100 * self.done / self.total:5.1f}%" if self.total else ""
+        left = (self.total - self.done) * elapsed / self.done if self.total and self.done and not end else None
+        eta = f" | ETA {clock(left)}" if left is not None else ""
         self.stream.write(f"\r{self.label}:{pct} {self.done:,} {self.unit} | {self.done / elapsed:,.0f} "
-                          f"{self.unit}/s | {elapsed:.1f} s   {end}")
+                          f"{self.unit}/s | {elapsed:.1f} s{eta}   {end}")
         self.stream.flush()
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from serving.scoring.regions import Region
 from serving.scoring.scan import ScanResult, call_sites
 
 REJECTS_HEADER = "record\tid\treason\n"  # record: 1-based number in the input
+LINE_REJECTS_HEADER = "line\tid\treason\n"  # line: 1-based line of the input file
 WINDOWS_HEADER = "chrom\tstart\tend\tprobability\tlogit\n"
 
 
@@ -59,16 +60,17 @@ def default_rejects_path(output: str | None) -> str | None:
 
 class RejectsFile:
     """TSV `record id reason` of records not scored, created on the first reject (no empty file);
-    append=True continues an existing one (resume). rejects: objects with index (0-based), id, reason."""
+    append=True continues an existing one (resume). rejects: objects with index (0-based), id, reason.
+    header: LINE_REJECTS_HEADER where the number is a line of the input (BED, VCF)."""
 
-    def __init__(self, path: str | None, append: bool = False):
-        self.path, self.append, self.fh = path, append, None
+    def __init__(self, path: str | None, append: bool = False, header: str = REJECTS_HEADER):
+        self.path, self.append, self.fh, self.header = path, append, None, header
 
     def write(self, rejects) -> None:
         if self.path is None or not rejects:
             return
         if self.fh is None:
-            self.fh = open_output(self.path, REJECTS_HEADER, self.append)
+            self.fh = open_output(self.path, self.header, self.append)
         self.fh.write("".join(f"{r.index + 1}\t{r.id}\t{r.reason}\n" for r in rejects))
         self.fh.flush()
 
@@ -111,9 +113,14 @@ def write_bed(fh: IO[str], result: ScanResult, region: Region, threshold: float)
     """BED6 of called sites: chrom, start, end, name (max probability, 4 decimals), score
     (round(1000 * max probability), 0-1000), strand '.'. Returns the number of sites."""
     sites = call_sites(result, threshold, region)
-    fh.write("".join(f"{s['chrom']}\t{s['start']}\t{s['end']}\t{s['probability']:.4f}\t"
-                     f"{round(1000 * s['probability'])}\t.\n" for s in sites))
+    fh.write(format_sites(sites))
     return len(sites)
+
+
+def format_sites(sites: list[dict]) -> str:
+    """BED6 lines of sites (serving.scoring.scan.call_sites dicts), as write_bed describes."""
+    return "".join(f"{s['chrom']}\t{s['start']}\t{s['end']}\t{s['probability']:.4f}\t"
+                   f"{round(1000 * s['probability'])}\t.\n" for s in sites)
 
 
 def write_windows(fh: IO[str], result: ScanResult, region: Region) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, Iterator
 
 import numpy as np
 
@@ -51,10 +51,15 @@ class VariantFileError(ValueError):
 
 
 def read_variants(path: str | os.PathLike) -> list[Variant]:
-    """Read a VCF (detected by '##fileformat=VCF' or a '#CHROM' header) or a TSV `chrom pos ref alt [id]`.
+    """Every variant of a file (iter_variants) in a list."""
+    return list(iter_variants(path))
+
+
+def iter_variants(path: str | os.PathLike) -> Iterator[Variant]:
+    """Stream a VCF (detected by '##fileformat=VCF' or a '#CHROM' header) or a TSV `chrom pos ref alt [id]`.
     A multi-allelic VCF ALT (A,T) gives one Variant per allele. Malformed lines raise VariantFileError
     naming the line; a variant that merely cannot be scored is kept with a status."""
-    out: list[Variant] = []
+    seen = 0
     vcf = str(path).lower().endswith((".vcf", ".vcf.gz"))
     with open_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -64,7 +69,7 @@ def read_variants(path: str | os.PathLike) -> list[Variant]:
             if not line.strip() or line.startswith("#"):
                 continue
             cols = line.split("\t") if "\t" in line else line.split()
-            if not vcf and not out and len(cols) > 1 and not cols[1].strip().isdigit():
+            if not vcf and not seen and len(cols) > 1 and not cols[1].strip().isdigit():
                 continue  # the TSV's header line
             if len(cols) < (5 if vcf else 4):
                 want = "CHROM, POS, ID, REF, ALT" if vcf else "chrom, pos, ref, alt"
@@ -85,8 +90,8 @@ def read_variants(path: str | os.PathLike) -> list[Variant]:
                     v.status = f"position {ipos} is not 1-based (must be >= 1)"
                 else:
                     v.status = allele_problem(ref, alt) or "ok"
-                out.append(v)
-    return out
+                seen += 1
+                yield v
 
 
 def variant_windows(seq: str, p0: int, ref: str, alt: str, length: int) -> tuple[str, str]:
@@ -198,10 +203,16 @@ def effect_rows(variants: list[Variant], eff: dict[str, np.ndarray]) -> list[dic
 
 def write_effects(fh: IO[str], rows: list[dict[str, Any]]) -> None:
     """TSV (HEADER) of effect_rows in the variants file's order; NA and the reason in `status` for unscored ones."""
-    fh.write(HEADER)
+    fh.write(HEADER + format_effects(rows))
+
+
+def format_effects(rows: list[dict[str, Any]]) -> str:
+    """TSV lines (no header) of effect_rows, as write_effects writes them: for output written chunk by chunk."""
+    lines = []
     for r in rows:
         nums = [f"{r[k]:.7g}" if k in r else "NA" for k in EFFECT_FIELDS]
-        fh.write("\t".join([r["id"], r["chrom"], str(r["pos"]), r["ref"], r["alt"], *nums, r["status"]]) + "\n")
+        lines.append("\t".join([r["id"], r["chrom"], str(r["pos"]), r["ref"], r["alt"], *nums, r["status"]]) + "\n")
+    return "".join(lines)
 
 
 def summarise(variants: Iterable[Variant]) -> tuple[int, list[Variant]]:

@@ -1,0 +1,259 @@
+"""The genome-scale forms of score, scan and variants (`--genome G.fa`): regions from BED/narrowPeak, whole-genome
+scans to bedGraph/bigWig/BED, VCFs in chunks; each drives one unit-of-work function of serving.scoring per chunk."""
+from __future__ import annotations
+
+import sys
+import time
+from itertools import islice
+
+from serving.cli.parsers import EXIT_OK, EXIT_REJECTS, EXIT_USAGE
+from serving.cli.scoring import _progress
+from serving.console import say
+from serving.genome import Genome
+from serving.scoring import outputs
+
+
+def _genome(args, predictor) -> Genome:
+    if not args.genome:
+        raise ValueError("this form needs --genome G.fa (an indexed FASTA, plain or bgzip)")
+    if getattr(args, "input", None):
+        raise ValueError(f"give either INPUT ({args.input}) or --genome, not both")
+    return Genome(args.genome, quiet=args.quiet, alphabet=predictor.alphabet)
+
+
+def _engine(args, genome: Genome):
+    """--engine ray: a serving.scoring.distributed.RayEngine (joins or starts Ray); --engine local: None."""
+    if getattr(args, "engine", "local") != "ray":
+        return None
+    from serving.scoring import distributed
+
+    return distributed.RayEngine(genome, distributed.predictor_factory(args), args.ray_address, args.device,
+                                 args.threads, args.quiet)
+
+
+def _ambiguous(genome: Genome) -> str:
+    return f"; {genome.ambiguous:,} IUPAC ambiguity code(s) scored as N" if genome.ambiguous else ""
+
+
+def cmd_score_regions(args, predictor) -> int:
+    from serving.intervals import count_lines
+    from serving.scoring.genome_regions import HEADER, line_summary, score_regions
+
+    if not (args.genome and args.regions):
+        raise ValueError("scoring regions needs both --genome G.fa and --regions R.bed (or narrowPeak)")
+    if args.resume:
+        raise ValueError("--resume continues a FASTA scoring TSV; scoring regions is re-run whole")
+    genome = _genome(args, predictor)
+    engine = _engine(args, genome)
+    rejects_path = args.rejects or outputs.default_rejects_path(args.output)
+    rejects = outputs.RejectsFile(rejects_path, header=outputs.LINE_REJECTS_HEADER)
+    progress = _progress(args, "scoring regions", count_lines(args.regions), unit="regions")
+    out = outputs.open_output(args.output, HEADER)
+    try:
+        summary = score_regions(predictor, genome, args.regions, out, rejects, args.rc, progress, args.chunk,
+                                engine=engine)
+    finally:
+        if engine is not None:
+            engine.close()
+        progress.close()
+        outputs.close_output(out)
+        rejects.close()
+    if summary.records == 0:
+        print(f"error: {args.regions}: no regions (expected BED lines: chrom, start, end, ...)", file=sys.stderr)
+        return EXIT_USAGE
+    say(f"scored {summary.scored:,} of {summary.records:,} regions in {summary.seconds:.1f} s "
+        f"({summary.rate:,.0f} regions/s) -> {args.output or 'stdout'}{_ambiguous(genome)}", args.quiet)
+    if summary.rejected:
+        print(line_summary(summary, rejects_path, "region line"), file=sys.stderr)
+        return EXIT_REJECTS
+    return EXIT_OK
+
+
+def _scan_spans(args, genome: Genome, length: int, rejects) -> tuple[list, int]:
+    """The spans to scan (genome order) and the number of rejected --regions lines."""
+    from serving.intervals import Interval, merge_spans, read_intervals
+    from serving.scoring.genome_scan import whole_chromosomes
+
+    chroms_arg = getattr(args, "chroms", None)  # (score --scan has no --chroms)
+    if args.regions and chroms_arg:
+        raise ValueError("give --regions or --chroms, not both")
+    if not args.regions:
+        chroms = [c.strip() for c in chroms_arg.split(",") if c.strip()] if chroms_arg else None
+        return whole_chromosomes(genome, chroms), 0
+    items = list(read_intervals(args.regions, genome))
+    bad = [r for r in items if not isinstance(r, Interval)]
+    rejects.write(bad)
+    if bad:
+        print(f"{len(bad):,} region line(s) not scanned, e.g. line {bad[0].index + 1} ({bad[0].id}): "
+              f"{bad[0].reason}", file=sys.stderr)
+    return merge_spans([r for r in items if isinstance(r, Interval)], genome, length), len(bad)
+
+
+def cmd_scan_genome(args, predictor) -> int:
+    from serving.scoring.bigwig import BigWigWriter
+    from serving.scoring.genome_scan import SiteStream, count_windows, scan_genome, too_short
+    from serving.scoring.regions import Region
+
+    genome = _genome(args, predictor)
+    L, stride, bigwig_path = predictor.length, args.stride, getattr(args, "bigwig", None)
+    rejects_path = args.rejects or outputs.default_rejects_path(args.output or bigwig_path or args.bedgraph)
+    rejects = outputs.RejectsFile(rejects_path, header=outputs.LINE_REJECTS_HEADER)
+    try:
+        spans, n_bad = _scan_spans(args, genome, L, rejects)
+    finally:
+        rejects.close()
+    short = too_short(spans, L)
+    spans = [s for s in spans if s.end - s.start >= L]
+    if short:
+        names = ", ".join(f"{s.chrom}:{s.start}-{s.end}" for s in short[:5]) + (", ..." if len(short) > 5 else "")
+        say(f"note: {len(short):,} sequence(s) shorter than the model's {L} bp not scanned: {names}", args.quiet)
+    if not spans:
+        print("error: nothing to scan (no chromosome or region of at least the model's length)", file=sys.stderr)
+        return EXIT_USAGE
+    bedgraph_path = args.bedgraph or (None if (args.bed or args.output or bigwig_path) else "-")
+    track = args.track_line
+    outs: dict = {}
+    bigwig = None
+    sites = SiteStream(args.threshold) if args.bed else None
+    counts = {"bedgraph": 0, "sites": 0, "windows": 0}
+    engine = _engine(args, genome)
+    progress = _progress(args, "scanning", count_windows(spans, L, stride), unit="windows")
+    t0 = time.perf_counter()
+    try:
+        if bedgraph_path:
+            outs["bedgraph"] = outputs.open_output(bedgraph_path, outputs.bedgraph_track_line(track) if track else "")
+        if args.bed:
+            outs["bed"] = outputs.open_output(args.bed, outputs.bed_track_line(track + " sites") if track else "")
+        if args.output:
+            outs["windows"] = outputs.open_output(args.output, outputs.WINDOWS_HEADER)
+        if bigwig_path:
+            bigwig = BigWigWriter(bigwig_path, genome.sizes, intervals=count_windows(spans, L, stride))
+            if not bigwig.zooms:
+                say(f"note: {bigwig_path} is written without zoom levels ({count_windows(spans, L, stride):,} "
+                    "intervals; libBigWig would hold ~8 bytes each in memory for them): complete values, slower "
+                    "zoomed-out views. For zoom levels use a larger --stride, or bedGraphToBigWig on --bedgraph",
+                    args.quiet)
+        results = (scan_genome(predictor, genome, spans, stride, args.rc, on_batch=progress.update) if engine is None
+                   else engine.scan(spans, L, stride, args.rc, on_tile=progress.update))
+        for result in results:
+            region = Region(result.id)
+            counts["windows"] += len(result.starts)
+            if "bedgraph" in outs:
+                counts["bedgraph"] += outputs.write_bedgraph(outs["bedgraph"], result, region)
+            if bigwig is not None:
+                bigwig.add(result, region)
+            if sites is not None:
+                done = sites.add(result)
+                outs["bed"].write(outputs.format_sites(done))
+                counts["sites"] += len(done)
+            if "windows" in outs:
+                outputs.write_windows(outs["windows"], result, region)
+        if sites is not None:
+            done = sites.flush()
+            outs["bed"].write(outputs.format_sites(done))
+            counts["sites"] += len(done)
+    finally:
+        if engine is not None:
+            engine.close()
+        progress.close()
+        for fh in outs.values():
+            outputs.close_output(fh)
+        if bigwig is not None:
+            bigwig.close()
+    seconds = time.perf_counter() - t0
+    wrote = ", ".join(filter(None, [
+        f"bedGraph {bedgraph_path if bedgraph_path != '-' else 'stdout'}" if bedgraph_path else "",
+        f"bigWig {bigwig_path}" if bigwig_path else "",
+        f"BED {args.bed} ({counts['sites']:,} sites >= {args.threshold})" if args.bed else "",
+        f"windows {args.output}" if args.output else ""]))
+    bp = sum(s.end - s.start for s in spans)
+    say(f"scanned {len(spans):,} span(s), {bp:,} bp, {counts['windows']:,} windows at stride {stride} in "
+        f"{seconds:.1f} s ({counts['windows'] / max(seconds, 1e-9):,.0f} windows/s) -> {wrote}"
+        f"{_ambiguous(genome)}", args.quiet)
+    if n_bad:
+        print(f"{n_bad:,} region line(s) not scanned; listed in {rejects_path or 'stderr above'}", file=sys.stderr)
+        return EXIT_REJECTS
+    return EXIT_OK
+
+
+def _records(args, skipped: list[int]):
+    """(chunks of VcfRecords, reader or None, total records or None) for --vcf or a --variants TSV."""
+    from serving.scoring import vcf as vc
+    from serving.scoring.variants import iter_variants
+
+    if args.vcf:
+        reader = vc.open_vcf(args.vcf, annotate=bool(args.vcf_out))
+        chunks = vc.vcf_chunks(reader, args.chunk, args.pass_only, bool(args.vcf_out), skipped)
+        return chunks, reader, vc.count_records(args.vcf)
+    if args.vcf_out or args.pass_only:
+        raise ValueError("--vcf-out and --pass-only need --vcf (a VCF read with cyvcf2)")
+    stream = iter_variants(args.variants)
+    chunks = iter(lambda: [vc.VcfRecord([v]) for v in islice(stream, args.chunk)], [])
+    return chunks, None, vc.count_records(args.variants)
+
+
+def _scored_chunks(predictor, genome: Genome, chunks, rc: bool, engine):
+    """(VcfRecords, effect rows) per chunk, in order: here one chunk at a time, or on Ray (--engine ray)."""
+    from serving.scoring.vcf import score_variant_chunk
+
+    if engine is not None:
+        yield from engine.variants(chunks, rc)
+        return
+    for records in chunks:
+        yield records, score_variant_chunk(predictor, genome, [v for rec in records for v in rec.variants], rc)
+
+
+def cmd_variants_genome(args, predictor) -> int:
+    from serving.scoring import variants as va
+    from serving.scoring import vcf as vc
+
+    if args.fasta:
+        raise ValueError("give --genome (indexed, read by interval) or --fasta (read whole), not both")
+    if bool(args.vcf) == bool(args.variants):
+        raise ValueError("with --genome give one of --vcf V.vcf[.gz|.bcf] or --variants V.tsv")
+    if args.chunk < 1:
+        raise ValueError(f"--chunk must be >= 1, got {args.chunk}")
+    genome = _genome(args, predictor)
+    skipped = [0]
+    chunks, reader, total = _records(args, skipped)
+    out = outputs.open_output(args.output, va.HEADER)
+    vcf_out = vc.VcfOut(args.vcf_out, reader) if args.vcf_out else None
+    engine = _engine(args, genome)
+    progress = _progress(args, "variants", total, unit="records")
+    n = scored = seen_skipped = 0
+    bad: list = []
+    t0 = time.perf_counter()
+    try:
+        for records, rows in _scored_chunks(predictor, genome, chunks, args.rc, engine):
+            variants = [v for rec in records for v in rec.variants]
+            out.write(va.format_effects(rows))
+            if vcf_out is not None:
+                vcf_out.write(records, rows)
+            n += len(variants)
+            ok = sum(1 for v in variants if v.status == "ok")
+            scored += ok
+            if ok < len(variants) and len(bad) < 10:
+                bad.extend(islice((v for v in variants if v.status != "ok"), 10 - len(bad)))
+            progress.update(len(records) + skipped[0] - seen_skipped)
+            seen_skipped = skipped[0]
+    finally:
+        if engine is not None:
+            engine.close()
+        progress.close()
+        outputs.close_output(out)
+        if vcf_out is not None:
+            vcf_out.close()
+    seconds = time.perf_counter() - t0
+    filtered = f"; {skipped[0]:,} record(s) failing FILTER left out (--pass-only)" if skipped[0] else ""
+    say(f"scored {scored:,} of {n:,} variants in {seconds:.1f} s ({n / max(seconds, 1e-9):,.0f} variants/s) -> "
+        f"{args.output or 'stdout'}" + (f", annotated VCF {args.vcf_out}" if args.vcf_out else "") + filtered
+        + _ambiguous(genome), args.quiet)
+    if n == 0 and not skipped[0]:
+        print(f"error: {args.vcf or args.variants}: no variants", file=sys.stderr)
+        return EXIT_USAGE
+    if scored < n:
+        lines = [f"{n - scored:,} variant(s) not scored (NA, reason in the status column), e.g.:"]
+        lines += [f"  line {v.line} ({v.name}): {v.status}" for v in bad[:10]]
+        print("\n".join(lines), file=sys.stderr)
+        return EXIT_REJECTS
+    return EXIT_OK

@@ -1,0 +1,248 @@
+"""The Ray engine (`--engine ray`): the local engine's units of work (region chunks, scan tiles, variant chunks) run
+as a Ray Data pipeline on this machine or a cluster, results back in input order for the local engine's writers.
+
+Work items are small descriptors (Intervals, Tiles, Variants); every actor loads one predictor and opens the genome
+once, then reads it by interval (the genome and the model must be at the same path on every node). Items go to Ray
+in waves of WAVE, so the driver holds at most WAVE items and their results, whatever the input's size.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+INSTALL = "pip install 'bindcnn[distributed]'"
+WAVE = 512  # work items per Ray Data pipeline: bounds the driver's memory (an actor pool starts per wave)
+
+
+def require_ray():
+    """The ray module, or ValueError saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ValueError(f"--engine ray needs Ray Data, which is not installed: {INSTALL}") from None
+    return ray
+
+
+def check_args(args) -> None:
+    """Refuse what the Ray engine cannot do, before any model loads (ValueError: exit 2)."""
+    require_ray()
+    if not getattr(args, "genome", None):
+        raise ValueError("--engine ray runs the genome forms: score --genome --regions, scan --genome, variants "
+                         "--genome; FASTA input is scored here (--engine local)")
+    if getattr(args, "url", None):
+        raise ValueError("--engine ray loads the model in its Ray actors (--model); it does not call a service "
+                         "(--url)")
+
+
+def predictor_factory(args) -> Callable[[], Any]:
+    """What each actor calls once to load its predictor: Predictor(--model, --device, --threads). The model folder
+    is given by absolute path, so on a cluster it must be at that path on every node (image or shared volume)."""
+    from serving.predictor import Predictor
+
+    return functools.partial(Predictor, str(Path(args.model).resolve()), device=args.device, threads=args.threads)
+
+
+def connect(address: str | None = None) -> bool:
+    """Join the Ray cluster at `address` (else $RAY_ADDRESS), or start a local Ray on this machine's cores; nothing
+    when Ray is already up in this process. True when this call started or joined it (the caller shuts it down)."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    kw: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True)
+    try:
+        if address:
+            ray.init(address=address, **kw)
+        else:
+            ray.init(num_cpus=os.cpu_count(), **kw)
+    except ConnectionError as exc:
+        raise RuntimeError(f"cannot join the Ray cluster at {address}: {exc} (is `ray start --head` running "
+                           "there? the address is host:6379, 'auto' or ray://host:10001)") from None
+    return True
+
+
+def _units() -> dict[str, Callable]:
+    """The units of work by name: f(predictor, genome, item, **params) -> result (imported in the actor)."""
+    from serving.scoring.genome_regions import region_rows
+    from serving.scoring.genome_scan import scan_tile
+    from serving.scoring.vcf import score_variant_chunk
+
+    return {"regions": region_rows, "tiles": scan_tile, "variants": score_variant_chunk}
+
+
+class Failure:
+    """An error raised in an actor, sent back as the item's result so the driver raises it in input order as the
+    local engine would (a ValueError stays a ValueError: exit 2), without Ray's traceback."""
+
+    def __init__(self, exc: Exception):
+        self.kind, self.args, self.state = type(exc), exc.args, dict(getattr(exc, "__dict__", {}))
+        try:
+            pickle.dumps((self.kind, self.args, self.state))
+        except Exception:  # an exception that does not pickle: its type's name and its message do
+            self.kind, self.args, self.state = RuntimeError, (f"{type(exc).__name__}: {exc}",), {}
+
+    def error(self) -> Exception:
+        """The exception as raised (args and attributes kept; __init__ not run again, so no message is rebuilt)."""
+        exc = self.kind.__new__(self.kind)
+        exc.args = self.args
+        exc.__dict__.update(self.state)
+        return exc
+
+
+class UnitWorker:
+    """One Ray actor: its predictor loaded and its genome opened once; each call runs the unit on a batch of
+    pickled work items and returns {index: (n,) int64, result: (n,) pickled (result or Failure, ambiguity codes)}."""
+
+    def __init__(self, make_predictor: Callable[[], Any], genome_path: str, unit: str, params: dict[str, Any]):
+        from serving.genome import Genome
+
+        self.fn, self.params, self.failed = _units()[unit], params, None  # failed: Exception | None
+        try:
+            self.predictor = make_predictor()
+            self.genome = Genome(genome_path, quiet=True, alphabet=self.predictor.alphabet)
+        except Exception as exc:  # reported for every item: the node lacks the model or the genome
+            import socket
+
+            self.failed = RuntimeError(f"a Ray actor on {socket.gethostname()} could not load the model or open "
+                                       f"the genome (both must be at the same path on every node): "
+                                       f"{type(exc).__name__}: {exc}")
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = []
+        for blob in batch["work"]:
+            try:
+                if self.failed is not None:
+                    raise self.failed
+                before = self.genome.ambiguous
+                result = self.fn(self.predictor, self.genome, pickle.loads(blob), **self.params)
+                payload: tuple[Any, int] = (result, self.genome.ambiguous - before)
+            except Exception as exc:
+                payload = (Failure(exc), 0)
+            out.append(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        return {"index": np.asarray(batch["index"]), "result": np.array(out, dtype=object)}
+
+
+def _quiet_ray_data(ray) -> None:
+    """Our Progress shows the progress; Ray Data's bars and per-run log lines would only repeat it."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # blocks come back in input order (we check the index too)
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # failures are raised here, said in one line
+
+
+class RayEngine:
+    """The Ray side of a command: joins Ray (address, else $RAY_ADDRESS) or starts a local one on this machine's
+    cores; pairs() runs a unit of work over items in Ray actors. close() stops a Ray it started."""
+
+    def __init__(self, genome, make_predictor: Callable[[], Any], address: str | None = None,
+                 device: str = "auto", threads: int | None = None, quiet: bool = False):
+        from serving.console import say
+
+        ray = self.ray = require_ray()
+        self.genome, self.make_predictor, self.device, self.threads = genome, make_predictor, device, threads
+        self.started = connect(address)
+        _quiet_ray_data(ray)
+        res = ray.cluster_resources()
+        say(f"ray: {len(self._nodes())} node(s), {res.get('CPU', 0):.0f} CPU(s), {res.get('GPU', 0):.0f} GPU(s) "
+            f"({ray.get_runtime_context().gcs_address})", quiet)
+
+    def _nodes(self) -> list[dict[str, float]]:
+        return [n["Resources"] for n in self.ray.nodes() if n.get("Alive")]
+
+    def pool(self, n_items: int) -> dict[str, Any]:
+        """map_batches resources: one actor per GPU (num_gpus=1) when the cluster has GPUs and --device is not
+        cpu; else one actor per node using its CPUs (or per --threads CPUs: node CPUs // threads actors)."""
+        gpus = int(sum(n.get("GPU", 0) for n in self._nodes()))
+        if gpus and self.device != "cpu":
+            return {"size": max(1, min(gpus, n_items)), "num_cpus": 1, "num_gpus": 1}
+        cpus = [int(n.get("CPU", 0)) for n in self._nodes() if n.get("CPU", 0) >= 1] or [1]
+        per_actor = min(self.threads or min(cpus), max(cpus))
+        size = sum(c // per_actor for c in cpus)
+        return {"size": max(1, min(size, n_items)), "num_cpus": per_actor, "num_gpus": None}
+
+    def _run(self, unit: str, work: list, params: dict[str, Any]) -> Iterator[Any]:
+        """Results of `unit` on each item of `work`, in order (one Ray Data pipeline)."""
+        ray = self.ray
+        pool = self.pool(len(work))
+        rows = [{"index": i, "work": pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL)} for i, w in enumerate(work)]
+        ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            UnitWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=pool["size"]),
+            num_cpus=pool["num_cpus"], num_gpus=pool["num_gpus"],
+            fn_constructor_kwargs={"make_predictor": self.make_predictor, "genome_path": str(self.genome.path),
+                                   "unit": unit, "params": params})
+        waiting: dict[int, bytes] = {}
+        nxt = 0
+        try:
+            for row in ds.iter_rows():
+                waiting[int(row["index"])] = row["result"]
+                while nxt in waiting:
+                    result, ambiguous = pickle.loads(waiting.pop(nxt))
+                    if isinstance(result, Failure):
+                        raise result.error()
+                    self.genome.ambiguous += ambiguous
+                    nxt += 1
+                    yield result
+        except ray.exceptions.RayError as exc:
+            raise _plain(exc) from None
+        if nxt != len(work):
+            raise RuntimeError(f"the Ray pipeline returned {nxt} of {len(work)} results")
+
+    def pairs(self, unit: str, items: Iterable[Any], work: Callable[[Any], Any] = lambda item: item,
+              **params) -> Iterator[tuple[Any, Any]]:
+        """(item, unit(predictor, genome, work(item), **params)) for every item, in input order, WAVE items at
+        a time: the items stay here, only work(item) travels to the actors."""
+        it = iter(items)
+        while True:
+            wave = [item for _, item in zip(range(WAVE), it)]
+            if not wave:
+                return
+            yield from zip(wave, self._run(unit, [work(item) for item in wave], params))
+
+    def scan(self, spans: list, length: int, stride: int, rc: bool = False,
+             on_tile: Callable[[int], None] | None = None) -> Iterator[Any]:
+        """ScanResults tile by tile over the spans, in order (serving.scoring.genome_scan.scan_genome on Ray, for
+        a model of `length` bp); on_tile(windows) after each tile."""
+        from serving.scoring.genome_scan import plan_tiles
+
+        tiles = plan_tiles(spans, self.genome, length, stride)
+        for tile, result in self.pairs("tiles", tiles, stride=stride, rc=rc):
+            if on_tile is not None:
+                on_tile(tile.windows)
+            yield result
+
+    def variants(self, chunks: Iterable[list], rc: bool = False) -> Iterator[tuple[list, list[dict]]]:
+        """(VcfRecords, effect rows) per chunk, in order (serving.scoring.vcf.score_variant_chunk on Ray); each
+        variant's status here is set from its row, as the local engine's would be."""
+        work = functools.partial(_chunk_variants, self.genome)
+        for records, rows in self.pairs("variants", chunks, work=work, rc=rc):
+            for v, row in zip((v for rec in records for v in rec.variants), rows):
+                v.status = row["status"]
+            yield records, rows
+
+    def close(self) -> None:
+        if self.started and self.ray.is_initialized():
+            self.ray.shutdown()
+        self.started = False
+
+
+def _chunk_variants(genome, records: list) -> list:
+    """The variants of a chunk of VcfRecords (their text stays here). Resolving names here says each alias once."""
+    variants = [v for rec in records for v in rec.variants]
+    for v in variants:
+        if v.status == "ok":
+            genome.resolve(v.chrom)
+    return variants
+
+
+def _plain(exc: Exception) -> RuntimeError:
+    """A failure of Ray itself (an actor killed, a node lost) in one line: the last line of Ray's traceback."""
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    return RuntimeError(f"the Ray pipeline failed: {lines[-1].strip() if lines else type(exc).__name__}")

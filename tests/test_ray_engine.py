@@ -1,0 +1,179 @@
+"""`--engine ray` gives the same outputs as `--engine local` on a small genome, in a local Ray started once for the
+module: region TSV and rejects bytes, scan bedGraph/BED bytes and bigWig values, variant TSV and annotated VCF."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serving.cli import EXIT_OK, EXIT_REJECTS, EXIT_USAGE, main
+from serving.dna import random_dna
+from tests.conftest import ToyPredictor
+from tests.genome_files import plant, write_genome
+
+pytest.importorskip("ray.data", reason="the [distributed] extra (pip install 'bindcnn[distributed]')")
+from serving.scoring import distributed  # noqa: E402 (needs ray)
+
+L = 10
+REPO = str(Path(__file__).resolve().parents[1])
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One local Ray for the module, started the way the CLI starts it; its actors import tests.conftest."""
+    import ray
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+        mp.delenv("RAY_ADDRESS", raising=False)
+        assert distributed.connect() is True
+        assert distributed.connect() is False  # already up: the CLI reuses it and leaves it running
+        yield ray
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def seqs() -> dict[str, str]:
+    chr1 = random_dna(1, 3000, 41)[0]
+    for at in (500, 1200, 1207, 2990):  # C runs: the toy predictor's sites (two touch; one at the end)
+        chr1 = plant(chr1, at, "C" * 10)
+    chr2 = plant(plant(random_dna(1, 1517, 42)[0], 3, "CCCCCCCCCC"), 700, "acgtRYKMnnccgg")  # IUPAC, soft-masked
+    return {"chr1": chr1, "chr2": chr2, "tiny": "ACGTA"}
+
+
+@pytest.fixture(scope="module")
+def genome_path(tmp_path_factory, seqs) -> Path:
+    return write_genome(tmp_path_factory.mktemp("raygenome"), seqs, width=70)[1]  # bgzip
+
+
+@pytest.fixture
+def toy(monkeypatch, ray_local) -> None:
+    """The toy predictor here and in every actor (built there from tests.conftest), many tiles and waves."""
+    monkeypatch.setattr("serving.cli.make_predictor", lambda args: ToyPredictor(L))
+    monkeypatch.setattr(distributed, "predictor_factory", lambda args: functools.partial(ToyPredictor, L))
+    monkeypatch.setattr("serving.scoring.genome_scan.TILE_BP", 211)
+    monkeypatch.setattr(distributed, "WAVE", 4)  # several Ray Data pipelines per command
+
+
+def both(argv: list[str], out_flags: dict[str, str], tmp_path: Path, capsys) -> dict[str, tuple]:
+    """Run argv with --engine local and --engine ray, outputs in separate folders: {engine: (code, folder, err)}."""
+    runs = {}
+    for engine in ("local", "ray"):
+        folder = tmp_path / engine
+        folder.mkdir()
+        outs = [x for flag, name in out_flags.items() for x in (flag, str(folder / name))]
+        code = main(argv + outs + ["--engine", engine])
+        runs[engine] = (code, folder, capsys.readouterr().err)
+    return runs
+
+
+def test_score_regions_same_tsv_and_rejects(genome_path, toy, tmp_path, capsys):
+    lines = [f"chr1\t{s}\t{s + 30}\tr{s}" for s in range(0, 2900, 97)]
+    odd = ["1\t1195\t1225\talias", "chrZ\t5\t50\tunknown", "chr2\t1500\t1600\tpast_end", "chr1\tx\t9\tbad",
+           "chr2\t690\t720\tiupac", "chr1\t0\t4\toff_start"]  # 4 rejects; a 1 <-> chr1 alias; IUPAC codes
+    lines[20:20] = odd
+    bed = tmp_path / "r.bed"
+    bed.write_text("\n".join(lines) + "\n")
+    argv = ["score", "--genome", str(genome_path), "--regions", str(bed), "--chunk", "3", "-q"]
+    runs = both(argv, {"-o": "out.tsv", "--rejects": "rejects.tsv"}, tmp_path, capsys)
+    (lc, local, lerr), (rc, ray, rerr) = runs["local"], runs["ray"]
+    assert lc == rc == EXIT_REJECTS
+    assert (ray / "out.tsv").read_bytes() == (local / "out.tsv").read_bytes()
+    assert (ray / "rejects.tsv").read_bytes() == (local / "rejects.tsv").read_bytes()
+    rows = (local / "out.tsv").read_text().splitlines()
+    assert len(rows) == 1 + len(lines) - 4 and rows[1].split("\t")[3] == "r0"  # input order, 4 lines rejected
+    assert lerr == rerr.replace(str(ray), str(local))
+
+
+@pytest.mark.parametrize("stride", [1, 7])
+def test_scan_same_bedgraph_bed_and_bigwig(genome_path, toy, tmp_path, capsys, stride):
+    import pyBigWig
+
+    argv = ["scan", "--genome", str(genome_path), "--stride", str(stride), "--threshold", "0.6"]
+    runs = both(argv, {"--bedgraph": "w.bedGraph", "--bed": "sites.bed", "--bigwig": "w.bw"}, tmp_path, capsys)
+    (lc, local, lerr), (rc, ray, rerr) = runs["local"], runs["ray"]
+    assert lc == rc == EXIT_OK
+    for name in ("w.bedGraph", "sites.bed"):
+        assert (ray / name).read_bytes() == (local / name).read_bytes(), name
+    assert len((local / "sites.bed").read_text().splitlines()) >= 3
+    bw_local, bw_ray = pyBigWig.open(str(local / "w.bw")), pyBigWig.open(str(ray / "w.bw"))
+    assert bw_ray.chroms() == bw_local.chroms()
+    for chrom in ("chr1", "chr2"):
+        assert bw_ray.intervals(chrom) == bw_local.intervals(chrom)
+        np.testing.assert_array_equal(bw_ray.values(chrom, 0, 1517), bw_local.values(chrom, 0, 1517))
+    assert "4 IUPAC ambiguity code(s) scored as N" in lerr and "4 IUPAC ambiguity code(s) scored as N" in rerr
+    assert "ray: 1 node(s)" in rerr and "ray:" not in lerr  # the Ray engine ran (the module's local Ray)
+
+
+def test_variants_same_tsv_and_annotated_vcf(genome_path, seqs, toy, tmp_path, capsys):
+    from cyvcf2 import VCF
+
+    c1, c2 = seqs["chr1"], seqs["chr2"]
+    alt = {"A": "C", "C": "G", "G": "T", "T": "A"}
+    head = ["##fileformat=VCFv4.2", '##FILTER=<ID=LowQual,Description="low quality">',
+            "##contig=<ID=chr1,length=3000>", "##contig=<ID=chr2,length=1517>",
+            "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    recs = [f"chr1\t{p}\tv{p}\t{c1[p - 1]}\t{alt[c1[p - 1]]}\t50\tPASS\t." for p in range(1, 3001, 61)]
+    recs[3:3] = [f"chr1\t1201\tmulti\t{c1[1200]}\tA,G,T\t50\tPASS\t.",
+                 f"chr1\t301\tdel\t{c1[300:304]}\t{c1[300]}\t50\tPASS\t.",
+                 f"chr1\t401\tsv\t{c1[400]}\t<DEL>\t50\tPASS\t.",
+                 f"chr1\t801\tlowq\t{c1[800]}\t{alt[c1[800]]}\t5\tLowQual\t.",
+                 f"2\t702\tiupac\t{c2[701].upper()}\tA\t50\tPASS\t.",
+                 "chrZ\t5\tunknown\tA\tG\t50\tPASS\t."]
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("\n".join(head + recs) + "\n")
+    argv = ["variants", "--genome", str(genome_path), "--vcf", str(vcf), "--chunk", "5", "-q"]
+    runs = both(argv, {"-o": "effects.tsv", "--vcf-out": "annotated.vcf"}, tmp_path, capsys)
+    (lc, local, lerr), (rc, ray, rerr) = runs["local"], runs["ray"]
+    assert lc == rc == EXIT_REJECTS
+    assert (ray / "effects.tsv").read_bytes() == (local / "effects.tsv").read_bytes()
+    records = {e: [str(r) for r in VCF(str(folder / "annotated.vcf"))] for e, (_, folder, _) in runs.items()}
+    assert records["ray"] == records["local"] and len(records["local"]) == len(recs)
+    assert sum("BINDCNN_DELTA_LOGIT" in r for r in records["local"]) >= len(recs) - 3
+    assert lerr == rerr.replace(str(ray), str(local))  # same statuses, same counts (and the 'iupac' count)
+
+
+def test_an_error_in_an_actor_is_said_as_the_local_engine_says_it(tmp_path, toy, capsys):
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">c1\n" + random_dna(1, 400, 5)[0][:250] + "X" + "A" * 149 + "\n")
+    argv = ["scan", "--genome", str(bad), "--stride", "5"]
+    runs = both(argv, {"--bedgraph": "w.bedGraph"}, tmp_path, capsys)
+    (lc, _, lerr), (rc, _, rerr) = runs["local"], runs["ray"]
+    assert lc == rc == EXIT_USAGE
+    assert "'X' at 0-based position 250" in lerr and lerr.splitlines()[-1] == rerr.splitlines()[-1]
+
+
+def test_without_ray_engine_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
+    genome = write_genome(tmp_path, {"chr1": "ACGT" * 10})[0]
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    assert main(["scan", "--genome", str(genome), "--engine", "ray", "--model", str(tmp_path / "none")]) == EXIT_USAGE
+    assert "pip install 'bindcnn[distributed]'" in capsys.readouterr().err
+
+
+def test_engine_ray_refuses_what_it_cannot_run(tmp_path, capsys):
+    fa = tmp_path / "s.fa"
+    fa.write_text(">s\nACGTACGTAC\n")
+    assert main(["score", str(fa), "--engine", "ray"]) == EXIT_USAGE
+    assert "--genome" in capsys.readouterr().err
+    genome = write_genome(tmp_path, {"chr1": "ACGT" * 10})[0]
+    assert main(["scan", "--genome", str(genome), "--engine", "ray", "--url", "http://127.0.0.1:9"]) == EXIT_USAGE
+    assert "--url" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("nodes, device, threads, want", [
+    ([{"CPU": 16.0, "GPU": 2.0}, {"CPU": 8.0, "GPU": 1.0}], "auto", None, {"size": 3, "num_cpus": 1, "num_gpus": 1}),
+    ([{"CPU": 16.0, "GPU": 2.0}], "cpu", None, {"size": 1, "num_cpus": 16, "num_gpus": None}),
+    ([{"CPU": 0.0}, {"CPU": 16.0}, {"CPU": 8.0}], "auto", None, {"size": 3, "num_cpus": 8, "num_gpus": None}),
+    ([{"CPU": 16.0}, {"CPU": 8.0}], "auto", 4, {"size": 6, "num_cpus": 4, "num_gpus": None}),
+    ([{"CPU": 2.0}], "auto", 64, {"size": 1, "num_cpus": 2, "num_gpus": None}),
+])
+def test_actor_pool_follows_the_cluster(monkeypatch, nodes, device, threads, want):
+    engine = distributed.RayEngine.__new__(distributed.RayEngine)
+    engine.device, engine.threads = device, threads
+    monkeypatch.setattr(engine, "_nodes", lambda: nodes)
+    assert engine.pool(100) == want
+    assert engine.pool(1)["size"] == 1  # never more actors than work items
