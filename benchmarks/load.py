@@ -2,9 +2,10 @@
 fixed time, every answer checked against in-process ONNX Runtime, p50/p95/p99 latency and worker RSS reported.
 
 `python -m benchmarks.load --help`. With --kill-after S the predictor worker is SIGKILLed S seconds in: it must
-be restarted and answer again, and requests in flight get an error, never a wrong answer. Exit codes: 0 the
-run met its bounds; 1 errors (or, with --kill-after, wrong answers / no recovery) or memory growth beyond the
-bound; 2 bad arguments or no model.
+be restarted and answer again, and requests in flight get an error, never a wrong answer. A probe loop asks
+/readyz and /livez all along (what Kubernetes does) and the report gives the worst probe latency: each must
+answer 200 within PROBE_BOUND_S. Exit codes: 0 the run met its bounds; 1 errors (or, with --kill-after, wrong
+answers / no recovery), memory growth beyond the bound or a slow/failed probe; 2 bad arguments or no model.
 """
 from __future__ import annotations
 
@@ -23,17 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.load_report import Stats, report
+from benchmarks.probes import probe_loop
 from benchmarks.server import worker_roles
 from serving.store import DEFAULT_MODEL_TAG
 
 POOL = 512  # distinct sequences the clients draw from
 TOL = 1e-5  # a served probability/logit vs in-process ONNX Runtime
-# Endpoint mix: (name, weight). Saliency is rare: it is ~100x dearer and has its own small cap. /readyz is
-# left out: under concurrent saliency load BentoML 1.4.40's readiness probe of the explainer hangs now and
-# then (RESULTS-reliability.md); `--with-readyz` puts it back to show it.
+# Endpoint mix: (name, weight). Saliency is rare: it is ~100x dearer and has its own small cap; --saliency-clients
+# adds clients that send nothing else. Probes run in their own loop (probe_loop); `--with-readyz` also mixes
+# /readyz into the clients' requests.
 MIX = [("predict", 35), ("predict_one", 30), ("predict_fasta", 10), ("predict_onehot", 10), ("saliency", 10),
        ("model", 5)]
 READYZ = ("readyz", 5)
+SALIENCY_ONLY = [("saliency", 1)]
 
 
 def reference(model_dir: Path, n: int = POOL, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -167,18 +170,22 @@ async def killer(server_pid: int, after: float, t0: float, events: dict) -> None
 
 async def run_load(url: str, server_pid: int | None, model_dir: Path, clients: int = 32, seconds: float = 60,
                    kill_after: float | None = None, sample_every: float = 1.0, seed: int = 0,
-                   mix=MIX) -> dict:
-    """Drive the server at url; returns {'stats', 'rss' samples, 'events', 'seconds'}."""
+                   mix=MIX, saliency_clients: int = 0, probe_every: float = 0.25) -> dict:
+    """Drive the server at url with `clients` clients on `mix` plus `saliency_clients` on /saliency only;
+    returns {'stats', 'rss' samples, 'events', 'seconds', 'probes'}."""
     import httpx
 
     seqs, prob, logit = reference(model_dir)
-    stats, samples, events = Stats(), [], {}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    stats, samples, events, probes = Stats(), [], {}, []
+    total = clients + saliency_clients
+    limits = httpx.Limits(max_connections=total, max_keepalive_connections=total)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         t0 = time.monotonic()
         stop_at = t0 + seconds
-        tasks = [one_client(client, random.Random(seed + i), seqs, prob, logit, stats, t0, stop_at, mix)
-                 for i in range(clients)]
+        tasks = [one_client(client, random.Random(seed + i), seqs, prob, logit, stats, t0, stop_at,
+                            mix if i < clients else SALIENCY_ONLY) for i in range(total)]
+        if probe_every > 0:
+            tasks.append(probe_loop(url, t0, stop_at, probe_every, probes))
         if server_pid:
             tasks.append(sample_rss(server_pid, t0, stop_at, sample_every, samples))
             if kill_after is not None:
@@ -194,7 +201,7 @@ async def run_load(url: str, server_pid: int | None, model_dir: Path, clients: i
             events["recovered_at"] = min(later) if later else None
         else:
             events["recovered_at"] = min(after) if after else None
-    return {"stats": stats, "rss": samples, "events": events, "seconds": elapsed}
+    return {"stats": stats, "rss": samples, "events": events, "seconds": elapsed, "probes": probes}
 
 
 def smoke_model(home: Path) -> str:
@@ -225,10 +232,18 @@ def main(argv: list[str] | None = None) -> int:
                    "benchmarks/RESULTS-reliability.md)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     p.add_argument("--with-readyz", action="store_true", help="add GET /readyz to the mix (weight 5)")
+    p.add_argument("--saliency-clients", type=int, default=0,
+                   help="extra clients sending only /saliency (default %(default)s), e.g. 8 with --clients 24")
+    p.add_argument("--probe-every", type=float, default=0.25,
+                   help="seconds between /readyz and /livez probes; 0: no probes (default %(default)s)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="environment of the server, e.g. BINDCNN_WORKERS=1 (repeatable)")
     args = p.parse_args(argv)
     mix = MIX + [READYZ] if args.with_readyz else MIX
     if args.clients < 1 or args.seconds <= 0 or (args.kill_after is not None and not 0 < args.kill_after < args.seconds):
         p.error("need clients >= 1, seconds > 0 and 0 < --kill-after < --seconds")
+    if args.saliency_clients < 0 or args.probe_every < 0 or any("=" not in e for e in args.env):
+        p.error("need --saliency-clients >= 0, --probe-every >= 0 and --env NAME=VALUE")
     command = "python -m benchmarks.load " + " ".join(argv if argv is not None else sys.argv[1:])
 
     tmp = None
@@ -246,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     from serving.service.launch import Server  # the same start/stop as the tests and `bindcnn serve`
 
     srv = Server.for_model(args.model)  # the environment (BENTOML_HOME included) passes through
+    srv.env.update(e.split("=", 1) for e in args.env)
     print(f"starting bentoml serve on {srv.url} with {args.model} ...", file=sys.stderr)
     srv.start()
     try:
@@ -253,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f", killing the predictor worker at {args.kill_after:g} s" if args.kill_after else ""),
               file=sys.stderr)
         result = asyncio.run(run_load(srv.url, srv.proc.pid, model_dir, args.clients, args.seconds,
-                                      args.kill_after, args.sample_every, args.seed, mix))
+                                      args.kill_after, args.sample_every, args.seed, mix, args.saliency_clients,
+                                      args.probe_every))
     finally:
         srv.stop()
         if tmp is not None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmarks.probes import probe_lines
 from benchmarks.report import machine, machine_line
 
 # Memory is "flat" when no worker's RSS in the second half of the run exceeds its first-half peak by more.
@@ -63,12 +64,14 @@ def report(result: dict, args, command: str, mix, tol: float) -> tuple[str, bool
     """(markdown, passed): the run's figures, and PASS/FAIL from its errors, wrong answers, memory and recovery."""
     s: Stats = result["stats"]
     ev = result["events"]
-    lines = [f"## {'Kill test' if args.kill_after is not None else 'Load test'}: {args.clients} clients, "
+    sal = getattr(args, "saliency_clients", 0)
+    clients = f"{args.clients + sal} clients ({args.clients} mixed + {sal} on /saliency)" if sal else f"{args.clients} clients"
+    lines = [f"## {'Kill test' if args.kill_after is not None else 'Load test'}: {clients}, "
              f"{args.seconds:g} s, mixed endpoints ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"- command: `{command}`", f"- machine: {machine_line(machine(MACHINE_PACKAGES), node=True)}",
              f"- mix (weights): {', '.join(f'{n} {w}' for n, w in mix)}; 1-20 sequences per request "
              "(1 for predict_one and saliency); every answer checked against in-process ONNX Runtime "
-             f"(|diff| <= {tol})", ""]
+             f"(|diff| <= {tol})" + (f"; plus {sal} clients sending only /saliency" if sal else ""), ""]
     total = s.n_ok + s.n_errors + len(s.wrong)
     all_lat = [x for v in s.latencies.values() for x in v]
     p50, p95, p99 = percentiles(all_lat)
@@ -97,6 +100,11 @@ def report(result: dict, args, command: str, mix, tol: float) -> tuple[str, bool
             lines += ["", f"Memory flat within {RSS_BOUND_MB:g} MB: **{'yes' if flat else 'NO'}** "
                       f"(largest growth {worst:+.1f} MB)"]
             passed = passed and flat
+    probe_rows, probes_ok = probe_lines(result.get("probes", []))
+    if probe_rows:
+        lines += ["", *probe_rows]
+        if args.kill_after is None:  # with a kill, probes may fail while the worker restarts: reported only
+            passed = passed and probes_ok
     if args.kill_after is not None:
         lines += [""]
         if "killed_at" not in ev:

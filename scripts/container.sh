@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Build the Bento and an OCI image of the service (bentoml containerize), run it, check it answers on
-# loopback (/readyz, one /predict, one /saliency), then stop and remove the container. Times every phase.
+# Build the Bentos and OCI images of the predictor (no TensorFlow) and the explainer (bentoml containerize), run
+# them as a pair, check they answer on loopback (/readyz, /predict, /saliency through the explainer URL, /model),
+# then stop and remove the containers. Times every phase.
 set -Eeuo pipefail
 
 usage() {
   cat <<'EOF'
 Usage: scripts/container.sh [options]
 
-Builds the Bento (`bentoml build`) and an OCI image (`bentoml containerize`), runs the image with its
-port published on 127.0.0.1 only, checks GET /readyz, one POST /predict and one POST /saliency, then
-stops and removes the container. Prints the time of every phase.
+Builds two Bentos (`bentoml build`) and OCI images (`bentoml containerize`): the predictor
+(bentofile.yaml, no TensorFlow) and the explainer (bentofile.explainer.yaml, TensorFlow). Runs them as a
+pair sharing one network namespace (the predictor reaches the explainer through BINDCNN_EXPLAINER_URL),
+the predictor's port published on 127.0.0.1 only; checks that the predictor image has no TensorFlow,
+GET /readyz, one POST /predict, one POST /saliency (through the explainer) and /model; then stops and
+removes the containers. Prints the time of every phase and each image's size. Images are tagged
+bindcnn:latest and bindcnn-explainer:latest (bindcnn-smoke:latest, ... with --smoke); each run replaces
+the image its tag named before, so repeated runs do not pile up multi-GB images.
 
 Engine: Docker when `docker info` works (a running Docker engine), otherwise podman (installed with
 apt-get when missing, and run with a containers.conf that works on hosts without systemd cgroups:
@@ -25,13 +31,16 @@ Options:
                      + cuDNN 9 as pip wheels, no CUDA base image; needs only the host driver) and runs the container with the GPUs (podman: --device nvidia.com/gpu=all, docker:
                      --gpus all); checks that the predictor reports CUDAExecutionProvider when a GPU
                      is visible on the host (nvidia-smi), otherwise builds and checks on CPU
-  --build-only       build the Bento and the image, do not run it
+  --build-only       build the Bentos and the images, do not run them
+  --predictor-only   build (and run) the predictor image alone: /saliency must answer 503 naming
+                     BINDCNN_EXPLAINER_URL
+  --explainer-only   build (and run) the explainer image alone: checks its own /saliency
   --engine E         docker or podman (default: auto)
   --base-image IMG   use this base image instead of the debootstrap one (e.g. python:3.11-slim where
                      Docker Hub is reachable); it must have python3.11 and pip
   --rebuild-base     rebuild the debootstrap base image even if cached
   --port N           host port on 127.0.0.1 (default: a free one)
-  --keep             leave the container running (prints how to stop it) and keep the work dir
+  --keep             leave the containers running (prints how to stop them) and keep the work dir
   --work DIR         work dir (default: a new temp dir)
   --timings FILE     also append the phase timings to FILE (markdown table rows)
   -h, --help         this help
@@ -51,7 +60,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 BENTOML="${BENTOML:-$ROOT/.venv/bin/bentoml}"
 MODEL="${BINDCNN_MODEL:-ctcf:latest}"
-SMOKE=0 GPU=0 BUILD_ONLY=0 ENGINE=auto BASE_IMAGE="" REBUILD_BASE=0 PORT="" KEEP=0 WORK="" TIMINGS=""
+SMOKE=0 GPU=0 BUILD_ONLY=0 PREDICTOR_ONLY=0 EXPLAINER_ONLY=0 ENGINE=auto BASE_IMAGE="" REBUILD_BASE=0 PORT="" KEEP=0 WORK="" TIMINGS=""
 CACHE="${BINDCNN_CACHE:-$HOME/.cache/bindcnn}"
 BASE_RECIPE=1  # bump when the base image recipe below changes
 
@@ -61,6 +70,8 @@ while [[ $# -gt 0 ]]; do
     --smoke) SMOKE=1; shift ;;
     --gpu) GPU=1; shift ;;
     --build-only) BUILD_ONLY=1; shift ;;
+    --predictor-only) PREDICTOR_ONLY=1; shift ;;
+    --explainer-only) EXPLAINER_ONLY=1; shift ;;
     --engine) ENGINE="${2:?--engine needs docker or podman}"; shift 2 ;;
     --base-image) BASE_IMAGE="${2:?--base-image needs an image}"; shift 2 ;;
     --rebuild-base) REBUILD_BASE=1; shift ;;
@@ -73,6 +84,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ "$ENGINE" =~ ^(auto|docker|podman)$ ]] || die "--engine must be docker or podman" 2
+[[ $PREDICTOR_ONLY -eq 1 && $EXPLAINER_ONLY -eq 1 ]] && die "--predictor-only and --explainer-only exclude each other" 2
 [[ -z "$PORT" || "$PORT" =~ ^[0-9]+$ ]] || die "--port must be a number" 2
 [[ -x "$PY" ]] || die "$PY not found: run 'make install' first (or set PYTHON)" 2
 
@@ -97,11 +109,11 @@ report() {
   fi
 }
 
-CONTAINER="" IMAGE=""
+CONTAINER="" EXPLAINER_CONTAINER="" IMAGE=""
 cleanup() {
   local rc=$?
-  if [[ -n "$CONTAINER" && $KEEP -eq 0 ]]; then
-    "$ENGINE" rm -f "$CONTAINER" >/dev/null 2>&1 || true
+  if [[ $KEEP -eq 0 ]]; then  # the predictor first: it lives in the explainer's network namespace
+    for c in "$CONTAINER" "$EXPLAINER_CONTAINER"; do [[ -n "$c" ]] && "$ENGINE" rm -f "$c" >/dev/null 2>&1; done
   fi
   if [[ -n "${OWN_WORK:-}" && $KEEP -eq 0 ]]; then rm -rf "$WORK"; fi
   [[ ${#PHASES[@]} -gt 0 || -n "$PHASE" ]] && report
@@ -206,12 +218,14 @@ EXACT=$("$PY" -c 'import sys, bentoml; print(bentoml.models.get(sys.argv[1]).tag
 export BINDCNN_MODEL="$EXACT"
 say "model: $MODEL = $EXACT"
 
-# ---- bentoml build -----------------------------------------------------------------------------
-phase "bentoml build"
-# The repo's bentofile (bentofile.gpu.yaml for --gpu), with docker.base_image set for this build only.
-SRC_BENTOFILE=bentofile.yaml; [[ $GPU -eq 1 ]] && SRC_BENTOFILE=bentofile.gpu.yaml
-[[ -f "$SRC_BENTOFILE" ]] || die "no $SRC_BENTOFILE in $ROOT" 2
-"$PY" - "$SRC_BENTOFILE" "$WORK/bentofile.yaml" "$BASE_IMAGE" <<'EOF'
+# ---- bentoml build + containerize ----------------------------------------------------------------
+# build_image ROLE SRC_BENTOFILE IMAGE: the repo's bentofile with docker.base_image set for this build only,
+# `bentoml build`, then `bentoml containerize -t IMAGE` (IMAGE empty: name:version of the Bento). Sets BUILT_IMAGE.
+build_image() {
+  local role=$1 src=$2 image=$3 bentofile="$WORK/bentofile.$1.yaml" bento old_id new_id
+  phase "bentoml build ($role)"
+  [[ -f "$src" ]] || die "no $src in $ROOT" 2
+  "$PY" - "$src" "$bentofile" "$BASE_IMAGE" <<'EOF'
 import sys, yaml
 src, out, base = sys.argv[1:4]
 cfg = yaml.safe_load(open(src)) or {}
@@ -222,74 +236,137 @@ docker["base_image"] = base
 cfg["docker"] = docker
 yaml.safe_dump(cfg, open(out, "w"), sort_keys=False)
 EOF
-"$BENTOML" build -f "$WORK/bentofile.yaml" --output tag . >"$WORK/build.log" 2>&1 \
-  || { tail -30 "$WORK/build.log" >&2; die "bentoml build failed (log: $WORK/build.log)"; }
-BENTO=$(grep -Eo '__tag__:[^ ]+' "$WORK/build.log" | tail -1 | sed 's/__tag__://')
-[[ -n "$BENTO" ]] || BENTO=$(grep -Eo 'Bento\(tag="[^"]+"' "$WORK/build.log" | tail -1 | sed 's/.*tag="//;s/"//')
-[[ -n "$BENTO" ]] || { tail -20 "$WORK/build.log" >&2; die "cannot find the Bento tag in the build output"; }
-say "bento: $BENTO"
+  "$BENTOML" build -f "$bentofile" --output tag . >"$WORK/build.$role.log" 2>&1 \
+    || { tail -30 "$WORK/build.$role.log" >&2; die "bentoml build ($role) failed (log: $WORK/build.$role.log)"; }
+  bento=$(grep -Eo '__tag__:[^ ]+' "$WORK/build.$role.log" | tail -1 | sed 's/__tag__://')
+  [[ -n "$bento" ]] || bento=$(grep -Eo 'Bento\(tag="[^"]+"' "$WORK/build.$role.log" | tail -1 | sed 's/.*tag="//;s/"//')
+  [[ -n "$bento" ]] || { tail -20 "$WORK/build.$role.log" >&2; die "cannot find the Bento tag in the build output"; }
+  say "bento ($role): $bento"
+  phase "containerize ($role)"
+  if [[ -z "$image" ]]; then
+    image="${bento%%:*}:latest"; [[ $GPU -eq 1 && $role == predictor ]] && image="bindcnn-gpu:latest"
+  fi
+  # Each run replaces the image its tag named before (its layers stay the next run's cache): repeated runs
+  # do not pile up multi-GB images. The Bento's own version is in the image's labels and /model.
+  old_id=$("$ENGINE" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+  "$BENTOML" containerize --backend "$ENGINE" -t "$image" "$bento" >"$WORK/containerize.$role.log" 2>&1 \
+    || { tail -40 "$WORK/containerize.$role.log" >&2; die "bentoml containerize ($role) failed (log: $WORK/containerize.$role.log)"; }
+  new_id=$("$ENGINE" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+  if [[ -n "$old_id" && "$old_id" != "$new_id" ]]; then "$ENGINE" rmi "$old_id" >/dev/null 2>&1 || true; fi
+  say "image ($role): $image ($("$ENGINE" image inspect --format '{{.Size}}' "$image" 2>/dev/null | awk '{printf "%.0f MB", $1/1e6}'))"
+  BUILT_IMAGE=$image
+}
 
-# ---- containerize ------------------------------------------------------------------------------
-phase "containerize"
-IMAGE="bindcnn:${BENTO#*:}"; [[ $GPU -eq 1 ]] && IMAGE="bindcnn-gpu:${BENTO#*:}"
-OLD_ID=""
-if [[ $SMOKE -eq 1 ]]; then  # one smoke image, replaced by each run (its layers stay the next run's cache)
+SRC_BENTOFILE=bentofile.yaml; [[ $GPU -eq 1 ]] && SRC_BENTOFILE=bentofile.gpu.yaml
+IMAGE="" EXPLAINER_IMAGE=""
+if [[ $SMOKE -eq 1 ]]; then
   IMAGE="bindcnn-smoke:latest"; [[ $GPU -eq 1 ]] && IMAGE="bindcnn-gpu-smoke:latest"
-  OLD_ID=$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+  EXPLAINER_IMAGE="bindcnn-explainer-smoke:latest"
 fi
-"$BENTOML" containerize --backend "$ENGINE" -t "$IMAGE" "$BENTO" >"$WORK/containerize.log" 2>&1 \
-  || { tail -40 "$WORK/containerize.log" >&2; die "bentoml containerize failed (log: $WORK/containerize.log)"; }
-NEW_ID=$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-if [[ -n "$OLD_ID" && "$OLD_ID" != "$NEW_ID" ]]; then "$ENGINE" rmi "$OLD_ID" >/dev/null 2>&1 || true; fi
-say "image: $IMAGE ($("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE" 2>/dev/null | awk '{printf "%.0f MB", $1/1e6}'))"
+if [[ $EXPLAINER_ONLY -eq 0 ]]; then
+  build_image predictor "$SRC_BENTOFILE" "$IMAGE"; IMAGE=$BUILT_IMAGE
+fi
+if [[ $PREDICTOR_ONLY -eq 0 ]]; then
+  build_image explainer bentofile.explainer.yaml "$EXPLAINER_IMAGE"; EXPLAINER_IMAGE=$BUILT_IMAGE
+fi
 [[ $BUILD_ONLY -eq 1 ]] && exit 0
 
 # ---- run + checks ------------------------------------------------------------------------------
 phase "start"
 [[ -n "$PORT" ]] || PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-CONTAINER="bindcnn-check-$$"
-RUN_ARGS=(-d --name "$CONTAINER" -p "127.0.0.1:$PORT:3000" -e "BINDCNN_MODEL=$BINDCNN_MODEL")
-if [[ $GPU -eq 1 ]] && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
-  if [[ "$ENGINE" == docker ]]; then RUN_ARGS+=(--gpus all); else RUN_ARGS+=(--device nvidia.com/gpu=all); fi
-  HAVE_GPU=1
-else
-  HAVE_GPU=0
-fi
-"$ENGINE" run "${RUN_ARGS[@]}" "$IMAGE" >/dev/null || die "$ENGINE run failed"
 URL="http://127.0.0.1:$PORT"
-ready=0
-for _ in $(seq 1 240); do
-  if curl -fsS -m 2 "$URL/readyz" >/dev/null 2>&1; then ready=1; break; fi
-  [[ "$("$ENGINE" inspect -f '{{.State.Running}}' "$CONTAINER" 2>/dev/null)" == true ]] || break
-  sleep 0.5
-done
-if [[ $ready -ne 1 ]]; then "$ENGINE" logs "$CONTAINER" 2>&1 | tail -40 >&2; die "container never became ready on $URL/readyz"; fi
+EXPLAINER_PORT=3001  # the explainer's port inside the pair's shared network namespace
+if [[ $GPU -eq 1 ]] && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then HAVE_GPU=1; else HAVE_GPU=0; fi
+wait_ready() {  # wait_ready CONTAINER URL WHAT
+  local _
+  for _ in $(seq 1 240); do
+    if curl -fsS -m 2 "$2/readyz" >/dev/null 2>&1; then return 0; fi
+    [[ "$("$ENGINE" inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" == true ]] || break
+    sleep 0.5
+  done
+  "$ENGINE" logs "$1" 2>&1 | tail -40 >&2
+  die "$3 never became ready on $2/readyz"
+}
+ROLE=pair; [[ $PREDICTOR_ONLY -eq 1 ]] && ROLE=predictor; [[ $EXPLAINER_ONLY -eq 1 ]] && ROLE=explainer
+CONTAINER="bindcnn-check-$$"
+if [[ $ROLE == explainer ]]; then
+  "$ENGINE" run -d --name "$CONTAINER" -p "127.0.0.1:$PORT:3000" -e "BINDCNN_MODEL=$BINDCNN_MODEL" \
+    "$EXPLAINER_IMAGE" >/dev/null || die "$ENGINE run (explainer) failed"
+  wait_ready "$CONTAINER" "$URL" "the explainer"
+else
+  RUN_ARGS=(-d --name "$CONTAINER" -e "BINDCNN_MODEL=$BINDCNN_MODEL")
+  if [[ $HAVE_GPU -eq 1 ]]; then
+    if [[ "$ENGINE" == docker ]]; then RUN_ARGS+=(--gpus all); else RUN_ARGS+=(--device nvidia.com/gpu=all); fi
+  fi
+  if [[ $ROLE == pair ]]; then
+    # Two containers sharing one network namespace, like two containers of a pod: the explainer (started
+    # first, so it holds the namespace and the published port) on $EXPLAINER_PORT, the predictor on 3000.
+    EXPLAINER_CONTAINER="bindcnn-check-explainer-$$"
+    "$ENGINE" run -d --name "$EXPLAINER_CONTAINER" -p "127.0.0.1:$PORT:3000" -e "PORT=$EXPLAINER_PORT" \
+      -e "BINDCNN_MODEL=$BINDCNN_MODEL" "$EXPLAINER_IMAGE" >/dev/null || die "$ENGINE run (explainer) failed"
+    RUN_ARGS+=(--network "container:$EXPLAINER_CONTAINER" -e "BINDCNN_EXPLAINER_URL=http://127.0.0.1:$EXPLAINER_PORT")
+  else
+    RUN_ARGS+=(-p "127.0.0.1:$PORT:3000")
+  fi
+  "$ENGINE" run "${RUN_ARGS[@]}" "$IMAGE" >/dev/null || die "$ENGINE run (predictor) failed"
+  wait_ready "$CONTAINER" "$URL" "the predictor"
+  if [[ $ROLE == pair ]]; then  # a predictor is ready without its URL explainer: wait until /model reaches it
+    for _ in $(seq 1 240); do
+      curl -fsS -m 10 "$URL/model" 2>/dev/null | "$PY" -c 'import json, sys; sys.exit("error" in json.load(sys.stdin)["explainer"])' \
+        && break
+      [[ "$("$ENGINE" inspect -f '{{.State.Running}}' "$EXPLAINER_CONTAINER" 2>/dev/null)" == true ]] \
+        || { "$ENGINE" logs "$EXPLAINER_CONTAINER" 2>&1 | tail -40 >&2; die "the explainer container stopped"; }
+      sleep 0.5
+    done
+  fi
+  "$ENGINE" run --rm --entrypoint /bin/sh "$IMAGE" -c \
+    'for p in /app/.venv/bin/python python3; do command -v $p >/dev/null && exec $p -c "import importlib.util as u, sys; sys.exit(u.find_spec(\"tensorflow\") is not None)"; done; exit 2' \
+    >/dev/null 2>&1 || die "the predictor image $IMAGE has TensorFlow installed"
+  say "the predictor image has no TensorFlow"
+fi
 say "ready on $URL"
 
 phase "checks"
-"$PY" - "$URL" "$HAVE_GPU" "$BINDCNN_MODEL" <<'EOF' || { "$ENGINE" logs "$CONTAINER" 2>&1 | tail -40 >&2; die "endpoint checks failed"; }
-import json, math, sys, urllib.request
-url, gpu, tag = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
-def call(path, body=None):
+"$PY" - "$URL" "$HAVE_GPU" "$BINDCNN_MODEL" "$ROLE" <<'EOF' || { "$ENGINE" logs "$CONTAINER" 2>&1 | tail -40 >&2; die "endpoint checks failed"; }
+import json, math, sys, urllib.error, urllib.request
+url, gpu, tag, role = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+def call(path, body=None, status=200):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url + path, data, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        assert r.status == 200, (path, r.status)
-        return json.loads(r.read())
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            got, text = r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        got, text = exc.code, exc.read()
+    assert got == status, (path, got, text[:300])
+    return json.loads(text)
 seqs = ["ACGT" * 50, "TTGACCAGCAGGGGGCGCTA" * 10]
+if role == "explainer":
+    sal = call("/saliency", {"sequences": seqs[1:]})
+    assert len(sal) == 1 and len(sal[0]) == 200 and len(sal[0][0]) == 4, "saliency shape"
+    print("  explainer /saliency -> (1, 200, 4) scores", file=sys.stderr)
+    sys.exit(0)
 out = call("/predict", {"sequences": seqs})
 assert len(out["probability"]) == 2 and all(0 <= p <= 1 for p in out["probability"]), out
 assert all(abs(1 / (1 + math.exp(-z)) - p) < 1e-5 for p, z in zip(out["probability"], out["logit"])), out
 print(f"  /predict  -> {out}", file=sys.stderr)
-sal = call("/saliency", {"sequences": seqs[1:]})["scores"]
-assert len(sal) == 1 and len(sal[0]) == 200 and len(sal[0][0]) == 4, "saliency shape"
-print(f"  /saliency -> (1, 200, 4) scores, sum |s| = {sum(abs(v) for row in sal[0] for v in row):.4g}", file=sys.stderr)
+if role == "pair":
+    sal = call("/saliency", {"sequences": seqs[1:]})["scores"]
+    assert len(sal) == 1 and len(sal[0]) == 200 and len(sal[0][0]) == 4, "saliency shape"
+    print(f"  /saliency -> (1, 200, 4) scores from the explainer container, sum |s| = "
+          f"{sum(abs(v) for row in sal[0] for v in row):.4g}", file=sys.stderr)
+else:
+    err = call("/saliency", {"sequences": seqs[1:]}, status=503)
+    assert "BINDCNN_EXPLAINER_URL" in err["error"], err
+    print("  /saliency -> 503 naming BINDCNN_EXPLAINER_URL (no explainer)", file=sys.stderr)
 info = call("/model")
 assert info["tag"] == tag, (info["tag"], tag)
+assert info["tensorflow_loaded"] is False, "TensorFlow loaded in the predictor"
 providers = info["predictor"]["providers"]
-print(f"  /model    -> {info['tag']} on {providers}; tensorflow in predictor: {info['tensorflow_loaded']}", file=sys.stderr)
+print(f"  /model    -> {info['tag']} on {providers}; tensorflow in predictor: {info['tensorflow_loaded']}; "
+      f"explainer: {info['explainer'].get('mode')} {info['explainer'].get('url') or ''}", file=sys.stderr)
 if gpu:
     assert providers[0] == "CUDAExecutionProvider", f"a GPU is visible but the predictor runs on {providers}"
 EOF
 say "checks passed"
-if [[ $KEEP -eq 1 ]]; then say "container $CONTAINER kept on $URL; stop it with: $ENGINE rm -f $CONTAINER"; fi
+if [[ $KEEP -eq 1 ]]; then say "container(s) $CONTAINER $EXPLAINER_CONTAINER kept on $URL; stop with: $ENGINE rm -f $CONTAINER $EXPLAINER_CONTAINER"; fi

@@ -14,13 +14,31 @@ from serving.cli.parsers import EXIT_OK, EXIT_USAGE
 from serving.console import say
 
 SERVICE = "serving.service.app:BindCNN"
+EXPLAINER_SERVICE = "serving.service.explainer:Explainer"
 
 
 def cmd_serve(args) -> int:
     from serving.artifact import ArtifactError
+    from serving.service import explainer_link
     from serving.service.launch import BENTOML, ROOT, end_processes, process_tree
+    from serving.service.workers import WORKERS_ENV
     from serving.store import MODEL_ENV, model_tag, register, resolve
 
+    extra = {}
+    if getattr(args, "explainer_only", False) and not explainer_link.installed("tensorflow"):
+        print(f"error: --explainer-only needs TensorFlow: {explainer_link.INSTALL_EXPLAIN}", file=sys.stderr)
+        return EXIT_USAGE
+    if getattr(args, "explainer_url", None):
+        if not args.explainer_url.startswith(("http://", "https://")):
+            print(f"error: --explainer-url {args.explainer_url!r} must start with http:// or https://",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        extra[explainer_link.URL_ENV] = args.explainer_url
+    if getattr(args, "workers", None) is not None:
+        if args.workers < 1:
+            print("error: --workers must be at least 1", file=sys.stderr)
+            return EXIT_USAGE
+        extra[WORKERS_ENV] = str(args.workers)
     tag = args.model or model_tag()
     try:
         if Path(tag).is_dir():
@@ -31,10 +49,13 @@ def cmd_serve(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     tmp = tempfile.mkdtemp(prefix="bindcnn-serve-")  # the workers' temp files; removed when the server stops
-    env = {**os.environ, MODEL_ENV: tag, "TMPDIR": tmp,
+    env = {**os.environ, MODEL_ENV: tag, "TMPDIR": tmp, **extra,
            "BENTOML_DO_NOT_TRACK": os.environ.get("BENTOML_DO_NOT_TRACK", "true")}
-    cmd = [str(BENTOML), "serve", SERVICE, "--host", args.host, "--port", str(args.port)]
-    say(f"serving {tag} on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    service = EXPLAINER_SERVICE if getattr(args, "explainer_only", False) else SERVICE
+    cmd = [str(BENTOML), "serve", service, "--host", args.host, "--port", str(args.port)]
+    what = ("the explainer of " if service == EXPLAINER_SERVICE else "") + tag
+    via = f", saliency from {args.explainer_url}" if extra.get(explainer_link.URL_ENV) else ""
+    say(f"serving {what} on http://{args.host}:{args.port}{via} (Ctrl-C stops it)")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     stopping = []
 
