@@ -17,6 +17,8 @@ from benchmarks.server import cpu_seconds, predictor_workers, start_server
 ONE_WORKER = {"BINDCNN_WORKERS": "1"}  # the layout before issue 12: one process, ONNX Runtime on all cores
 CLIENTS = (1, 8, 32)
 
+MANY_CLIENTS_GAIN = 1.8  # the issue's target on 2 cores: 32 single-sequence clients >= 1.8x one client
+
 
 def scrape_batches(url: str) -> dict[str, float]:
     """bentoml_service_adaptive_batch_size histogram of predict_one: {'sum', 'count', 'le=B': cumulative}."""
@@ -131,8 +133,8 @@ def section_batching(server, model: Path, work: Path, quick: bool) -> str:
     gain = stats[32]["rate"] / stats[1]["rate"]
     target("32 concurrent single-sequence clients: errors", "0", float(sum(stats[32]["errors"].values())), 0.0,
            unit="", lower_is_better=True)
-    target("32 concurrent clients vs 1 client (throughput)", ">= 5x", gain, 5.0,
-           note=cpu_ceiling_note(stats) if gain < 5 else "")
+    target("32 concurrent clients vs 1 client (throughput)", f">= {MANY_CLIENTS_GAIN}x", gain, MANY_CLIENTS_GAIN,
+           note=cpu_ceiling_note(stats) if gain < MANY_CLIENTS_GAIN else "")
     say("4b. adaptive batching with 1 predictor worker")
     other, _ = start_server(model, work / "bentoml", ONE_WORKER)
     try:

@@ -21,8 +21,9 @@ from training.onnx_graph import CHANNEL_BLOCK
 
 BATCHES = (1, 64, 1000, 4096)
 ENGINES = {
-    "ort": "ONNX Runtime, service options (serving.predictor.Predictor)",
+    "ort": "ONNX Runtime, the predictor's calibrated plan (serving.predictor.Predictor)",
     "ort-default": "ONNX Runtime, default SessionOptions, same model.onnx",
+    "ort-fixed": "ONNX Runtime, the first landing's fixed options (no spinning, chunks of 1024)",
     "ort-tf2onnx": "ONNX Runtime, service options, tf2onnx's graph of the same weights (before tuning)",
     "tf": "TensorFlow, reloaded SavedModel `serve` through tf.function",
     "keras": "Keras `model.predict` (model.keras)",
@@ -75,13 +76,22 @@ def _engine_fn(engine: str, model_dir: Path, work: Path, device: str):
 
         if engine == "ort":
             p = Predictor(model_dir, device=device)
-            return (lambda x: p.predict_onehot(x)), {"providers": p.providers, "chunk_size": p.chunk_size}
+            return (lambda x: p.predict_onehot(x)), {"providers": p.providers, "chunk_size": p.chunk_size,
+                                                     "calibration": p.calibration}
+        if engine == "ort-fixed":
+            from benchmarks.ceiling import fixed_plan
+            from serving.calibration import physical_cores
+            from serving.runner import Runner
+
+            r = Runner(model_dir, fixed_plan(physical_cores()), "dna", choose_providers(device))
+            return r.run, {"providers": r.providers, "plan": r.plan.name}
         if engine == "ort-default":
             s = ort.InferenceSession(str(model_dir / "model.onnx"), providers=choose_providers(device))
         else:
-            from serving.predictor import session_options
+            from serving.runner import session_options
 
-            s = ort.InferenceSession(str(work / "tf2onnx.onnx"), session_options(), providers=choose_providers(device))
+            s = ort.InferenceSession(str(work / "tf2onnx.onnx"), session_options("spin"),
+                                     providers=choose_providers(device))
         return (lambda x: s.run(["prob", "logit"], {"dna": x})), {"providers": s.get_providers()}
     from serving.attribution import quiet_tensorflow
 
@@ -140,6 +150,8 @@ def run_engine(engine: str, model_dir: Path, work: Path, batches, reps: int, sec
     fn, info = _engine_fn(engine, model_dir, work, device)
     x = onehot_batch(max(batches))
     out = {"engine": engine, "info": info, "rates": {}}
+    if engine.startswith("ort"):  # the ceiling in this process, right before: the same load as the timings
+        info["gflops"] = peak_gflops(sizes=(2048,), reps=3)
     for n in batches:
         xb = np.ascontiguousarray(x[:n])
         out["rates"][str(n)] = rate(lambda: fn(xb), n, reps, seconds)
@@ -167,7 +179,10 @@ def measure(model_dir: Path, work: Path, engines, batches=BATCHES, rounds: int =
             res = subprocess_json(["--engine", engine, "--model", str(model_dir), "--work", str(work),
                                    "--batches", ",".join(map(str, batches)), "--reps", str(reps),
                                    "--seconds", str(seconds), "--device", device])
-            info[engine] = res["info"]
+            for key, value in res["info"].items():  # the first process's (the one that calibrated)
+                info.setdefault(engine, {}).setdefault(key, value)
+            if "gflops" in res["info"]:
+                info[engine].setdefault("gflops_runs", []).append(res["info"]["gflops"])
             for n, values in res["rates"].items():
                 samples[engine][n].extend(values)
     return {"median": {e: {n: statistics.median(v) for n, v in s.items()} for e, s in samples.items()},
@@ -176,7 +191,7 @@ def measure(model_dir: Path, work: Path, engines, batches=BATCHES, rounds: int =
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_inference", description=__doc__)
-    p.add_argument("--engine", choices=[*ENGINES, "prepare", "peak"], required=True,
+    p.add_argument("--engine", choices=[*ENGINES, "prepare", "peak", "profile"], required=True,
                    help="which engine to time in this process (prints JSON)")
     p.add_argument("--model", type=Path, required=True, help="exported model folder (models/<name>)")
     p.add_argument("--work", type=Path, default=Path("runs/bench"), help="scratch folder (tf2onnx graph)")
@@ -184,9 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3, help="timed windows per batch size (median reported)")
     p.add_argument("--seconds", type=float, default=0.3, help="minimum length of one timed window")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="ONNX Runtime device")
+    p.add_argument("--plan", default="{}", help="profile: the plan (JSON, serving.runner.Plan fields) to profile")
     args = p.parse_args(argv)
     if args.engine == "prepare":
         out = prepare(args.model, args.work)
+    elif args.engine == "profile":
+        from benchmarks.ceiling import profile
+
+        out = profile(args.model, json.loads(args.plan))
     elif args.engine == "peak":
         out = {"gflops": peak_gflops()}
     else:

@@ -33,11 +33,12 @@ def section_http(url: str, model: Path, quick: bool, model_rate: float) -> str:
     ONNX Runtime path at batch 1000, so both see the same noise; plus CPU per 1000 sequences."""
     import httpx
 
-    from serving.dna import encode, random_dna
+    from serving.dna import encode, encode_codes, random_dna
     from serving.predictor import Predictor
 
     seqs = random_dna(1000, 200, seed=4)
     x = encode(seqs, 200)
+    codes = encode_codes(seqs, 200).tobytes()  # as serving/client.py sends them
     buf = io.BytesIO()
     np.save(buf, x.astype(np.uint8), allow_pickle=False)  # as serving/client.py sends it
     npy = buf.getvalue()
@@ -49,6 +50,10 @@ def section_http(url: str, model: Path, quick: bool, model_rate: float) -> str:
             f"{url}/predict_onehot", files={"array": ("x.npy", npy, "application/octet-stream")}),
         "/predict_fasta, FASTA upload of 1000 records": lambda: client.post(
             f"{url}/predict_fasta", files={"fasta": ("x.fa", fasta, "application/octet-stream")}),
+        "/predict_codes, 1000 x 200 code bytes (multipart)": lambda: client.post(
+            f"{url}/predict_codes", files={"codes": ("x.bin", codes, "application/octet-stream")}),
+        "/predict_codes, the same bytes as the body (octet-stream)": lambda: client.post(
+            f"{url}/predict_codes", content=codes, headers={"content-type": "application/octet-stream"}),
     }
     pred = Predictor(model, device="cpu")
     worker = int(client.post(f"{url}/model", json={}).json()["worker_pid"])
@@ -90,12 +95,9 @@ def section_http(url: str, model: Path, quick: bool, model_rate: float) -> str:
     rows.append(["in-process `Predictor.predict_onehot`, batch 1000 (the reference, interleaved)",
                  fmt(statistics.median(ref_rates)), "100%", f"{statistics.median(ref_rates) / model_rate:.0%}",
                  f"{model_ms:.1f}"])
-    strings, onehot, _ = list(calls)
-    target("/predict (1000 strings) vs in-process", ">= 70%", 100 * med[strings], 70.0, unit="%",
-           note=cpu_note(*cpu_ms[strings], model_ms) if med[strings] < 0.7 else "")
-    target("/predict_onehot (.npy) vs in-process", ">= 50%", 100 * med[onehot], 50.0, unit="%",
-           note=cpu_note(*cpu_ms[onehot], model_ms, f", and {len(npy) / 1000:,.0f} kB through loopback")
-           if med[onehot] < 0.5 else "")
+    strings = list(calls)[0]
+    # One request at a time keeps one predictor worker (one core, serving/service/workers.py) busy: the targets for
+    # HTTP batch scoring are measured with requests in flight (section 3b); this table says where a request's CPU goes.
     return ("## 3. HTTP: one client, requests one after another, 1000 sequences each (sequences/s, median of "
             f"{reps} blocks of {per_rep} requests)\n\nEach block is timed right after a block of the in-process "
             "reference (ONNX Runtime as the service configures it, batch 1000), so both see the same load; the "
@@ -103,8 +105,9 @@ def section_http(url: str, model: Path, quick: bool, model_rate: float) -> str:
             "sequences) spent by the server's predictor worker + by this benchmark's client.\n\n"
             + table(["endpoint", "sequences/s", "of in-process (interleaved)", "of section 1 (batch 1000)",
                      "CPU ms/request: server + client"], rows)
-            + f"\n\n/predict reached {med[strings]:.0%} of the in-process rate: "
-              f"{band(med[strings], HTTP_BANDS, HTTP_BELOW)} ({HTTP_RULE}).")
+            + f"\n\n/predict reached {med[strings]:.0%} of the in-process rate one request at a time: "
+              f"{band(med[strings], HTTP_BANDS, HTTP_BELOW)} ({HTTP_RULE}); "
+              + cpu_note(*cpu_ms[strings], model_ms) + ".")
 
 
 def section_startup(server, ready_s: float, model: Path) -> str:

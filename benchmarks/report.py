@@ -32,21 +32,36 @@ The tables above are this run's measurements.
   single-thread profile at batch 1000 that reorder alone took ~2.5 of ~11.7 ms (measured earlier). The dense
   rows are permuted to ONNX's flatten order at export. Section 1's 'direct graph / tf2onnx graph' row measures
   the difference in this run.
-- **Session options** (serving/predictor.py `session_options`): graph optimisation ALL (the NCHWc transformer
-  needs it), intra-op threads = cores, sequential execution, memory arena **on** with the Predictor running at
-  most 1024 sequences per `session.run` (measured earlier: arena off cost 1.5-2.5x at batch 1000-4096 from page
-  faults on fresh buffers; 1024-sequence chunks keep the arena near 35 MB), idle pool threads sleep instead of
-  spinning (measured earlier: with spinning on, the server's CPU per 1000-sequence /predict request rose from
-  ~10 to ~17 ms on 2 cores; in-process the sleeping threads cost ~30% at batch 64 - compare 'default
-  SessionOptions' in section 1 for this run). Batches of <= 8 sequences run on a second, single-thread session,
-  where waking a pool thread costs more than it saves (measured earlier at batch 1: ~60k -> ~86k/s).
+- **Session options, graph layout and chunking are chosen per machine** (serving/calibration.py, section 1b prints
+  the candidates timed in this run): the first landing's fixed options (no spinning, chunks of 1024) were slower than
+  ONNX Runtime's defaults on a 2-core Intel Xeon (Skylake), so the predictor now times ONNX Runtime's defaults
+  against tuned variants at its first start and keeps the fastest that passes parity (cached per CPU). Measured while
+  tuning (CPU time, one thread, this AMD EPYC): the conv's output stays in cache when a run holds <= 256 sequences
+  (~93k sequences/s per core) and not at 1024 (~78k), and two single-thread sessions fed by two Python threads
+  scaled better than one two-thread session on 2 cores. Filters padded to 24 instead of 32 ran slower here (ONNX
+  Runtime pads to its 16-channel AVX-512 block internally and reorders the output), so that variant is for AVX2.
 - **Tried, not kept** (measured earlier): a 1-D Conv graph (no NCHWc path: ~1.3x slower than the blocked 2-D
   conv); an im2col (Gather + MatMul) graph (2x slower); saving ONNX Runtime's optimised model (ONNX Runtime
-  warns the NCHWc form is hardware-specific, and session creation is well under 0.1 s anyway).
+  warns the NCHWc form is hardware-specific, and session creation is well under 0.1 s anyway). While tuning for
+  issue 15 (CPU time, one thread, AMD EPYC): "phase" graphs that compute P neighbouring positions per row (input
+  reshaped to (L/P, 4P), Slice+Concat im2col + MatMul, max-pool as ReduceMax) ran 0.35-0.9x model.onnx for P = 1-8;
+  the same as a Conv with 4P input channels 0.6-0.9x (ONNX Runtime reorders the input to 16-channel blocks, which
+  doubles the work for P = 2); uint8 codes cast and one-hot-expanded inside the graph (Gather) 0.86x (numpy's
+  expansion per chunk, serving/runner.py, costs less).
 - **Encoding** (serving/dna.py): one-hot rows are copied as single 16-byte items with `take()`, and codes are
-  looked up with `take()` (measured earlier: ~3x faster than fancy indexing). `check_onehot` tests 'one base per
-  position' with four strided adds instead of a sum over the length-4 axis (measured earlier: 2.7 -> 0.7 ms per
-  1000 sequences).
+  looked up two bytes at a time in a 65,536-entry table (`ascii_codes`; measured while tuning: ~4x one `take()`
+  per byte, whose default bounds mode alone costs 2-3x). `check_onehot` tests 'one base per position' with four
+  strided adds instead of a sum over the length-4 axis (measured earlier: 2.7 -> 0.7 ms per 1000 sequences).
+- **FASTA** (serving/fasta_parse.py): ~1 MB of text at a time; numpy finds the line breaks and header lines,
+  one boolean compress joins the sequence lines, one gather + one decode + one split gives the headers; text with
+  anything unusual (non-ASCII, whitespace inside sequence lines) goes through the line-by-line parser instead,
+  with the same records and errors. gzip is decompressed one block ahead on another thread (zlib releases the
+  GIL); python-isal decompressed the same file 2.6x faster (not a dependency). `score` reads ahead and writes
+  behind on two more threads (serving/scoring/overlap.py).
+- **Server answers** (serving/service/responses.py, fastpath.py): scores are written as JSON with %.9g in one
+  step instead of BentoML's pydantic dump + json.dumps (~1 ms of worker CPU per 1000 sequences, measured while
+  tuning), and /predict_codes takes the code bytes as a raw body in an ASGI middleware before BentoML's multipart
+  parsing and temporary file (~3 ms less worker CPU per 1000-sequence request than the multipart form).
 - **Where HTTP time goes** (measured earlier): a sampling profile of the predictor worker during /predict_onehot
   put ~70% of the request in `session.run`; the rest was the upload spooled to a temporary file for the `Path`
   parameter, `check_onehot` (~0.7 ms) and sending the response (multipart parsing itself ~0.15 ms).

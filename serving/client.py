@@ -5,7 +5,6 @@ requests of `batch_size` sequences concurrently (bounded thread pool), retrying 
 """
 from __future__ import annotations
 
-import io
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from serving.dna import ALPHABET, average_strands, encode, reverse_complement
+from serving.dna import ALPHABET, encode_codes
 
 log = logging.getLogger("bindcnn.client")
 
@@ -27,18 +26,21 @@ class ServiceError(RuntimeError):
 class HttpPredictor:
     """Predictions from a running service (`bentoml serve`), API contract of serving/service.py:
 
-    POST /predict         {"sequences": [str, ...]}           -> {"probability": [...], "logit": [...]}
+    POST /predict_codes   N x L code bytes (0-4) as the body (octet-stream) -> {"probability": [...], "logit": [...]}
     POST /predict_onehot  multipart file field `array` (.npy)  -> {"probability": [...], "logit": [...]}
     GET|POST /model       the model's metadata (sequence_length, alphabet)
 
-    predict_sequences(N strings) / predict_onehot(x: (N, L, 4)) -> {"probability": (N,), "logit": (N,)}
-    float32, in input order. Each call is split into requests of `batch_size` sequences, `workers` at a
-    time; a connection error or a 5xx/429 answer is retried `retries` times with exponential back-off,
-    then ServiceError is raised. Reverse-complement averaging is done client-side (both strands sent as
-    one-hot, logits averaged), exactly as Predictor does it.
+    predict_sequences(N strings) / predict_codes(codes: (N, L) uint8) / predict_onehot(x: (N, L, 4)) ->
+    {"probability": (N,), "logit": (N,)} float32, in input order. Each call is split into requests of
+    `batch_size` sequences, `workers` at a time; a connection error or a 5xx/429 answer is retried `retries`
+    times with exponential back-off, then ServiceError is raised. Sequences travel as codes, one byte per
+    position (/predict_codes: no JSON, 16x smaller than one-hot); with reverse-complement averaging the
+    service scores both strands (/predict_codes' reverse_complement_average).
     """
 
-    prefers_strings = True  # FASTA text travels as JSON strings (faster than .npy uploads, FACTS.md)
+    prefers_strings = False  # scoring hands over codes (serving.scoring.score), sent as bytes
+    raw_codes = True  # codes as the request body (the fast path); False: as a multipart upload
+    remote = True  # waits on the network: scoring reads the next batch meanwhile (serving.scoring.score)
 
     def __init__(self, url: str, batch_size: int = 1000, workers: int = 4, retries: int = 3,
                  timeout: float = 300.0, length: int | None = None, alphabet: str | None = None,
@@ -79,8 +81,10 @@ class HttpPredictor:
                 log.info("%s %s: %s, attempt %d/%d", method, path, last, attempt + 1, self.retries + 1)
                 continue
             if resp.status_code >= 400:
-                raise ServiceError(f"{self.url}{path} refused the request (HTTP {resp.status_code}): "
-                                   f"{resp.text[:500]}")
+                error = ServiceError(f"{self.url}{path} refused the request (HTTP {resp.status_code}): "
+                                     f"{resp.text[:500]}")
+                error.status = resp.status_code
+                raise error
             return resp.json()
         raise ServiceError(f"{self.url}{path} did not answer after {self.retries + 1} attempts ({last})")
 
@@ -116,33 +120,43 @@ class HttpPredictor:
             raise ServiceError(f"{what}: sent {n} sequences, got {len(prob)} answers")
         return prob, logit
 
-    def _post_strings(self, seqs: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return self._unpack(self._request("POST", "/predict", json={"sequences": seqs}), len(seqs), "/predict")
-
-    def _post_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(x, dtype=np.uint8), allow_pickle=False)  # 4x smaller than float32
-        files = {"array": ("x.npy", buf.getvalue(), "application/octet-stream")}
-        return self._unpack(self._request("POST", "/predict_onehot", files=files), len(x), "/predict_onehot")
+    def _post_codes(self, codes: np.ndarray, rc: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The codes as the raw body (the service's fast path); as a multipart upload where that is refused (415:
+        a service without serving/service/fastpath.py), from then on."""
+        data = np.ascontiguousarray(codes, np.uint8).tobytes()
+        if self.raw_codes:
+            try:
+                body = self._request("POST", "/predict_codes", content=data, params={"reverse_complement_average":
+                                     str(rc).lower()}, headers={"content-type": "application/octet-stream"})
+                return self._unpack(body, len(codes), "/predict_codes")
+            except ServiceError as exc:
+                if getattr(exc, "status", None) != 415:
+                    raise
+                self.raw_codes = False
+        files = {"codes": ("codes.bin", data, "application/octet-stream")}
+        body = self._request("POST", "/predict_codes", files=files,
+                             data={"reverse_complement_average": "true"} if rc else None)
+        return self._unpack(body, len(codes), "/predict_codes")
 
     # -- predictor interface ----------------------------------------------------------------------
     def predict_sequences(self, sequences: Sequence[str], reverse_complement_average: bool = False
                           ) -> dict[str, np.ndarray]:
         """sequences: N strings of the model's length -> probability, logit (N,) float32."""
-        if reverse_complement_average:
-            return self.predict_onehot(encode(list(sequences), self.length, self.alphabet), True)
-        seqs = list(sequences)
-        parts = [seqs[i : i + self.batch_size] for i in range(0, len(seqs), self.batch_size)]
-        return self._map(self._post_strings, parts)
+        return self.predict_codes(encode_codes(list(sequences), self.length, self.alphabet),
+                                  reverse_complement_average)
+
+    def predict_codes(self, codes: np.ndarray, reverse_complement_average: bool = False) -> dict[str, np.ndarray]:
+        """codes: (N, L) uint8, 0-3 = the alphabet's letters, 4 = N (serving.dna.encode_codes) -> probability,
+        logit (N,) float32, through /predict_codes."""
+        parts = [codes[i : i + self.batch_size] for i in range(0, len(codes), self.batch_size)]
+        return self._map(lambda part: self._post_codes(part, reverse_complement_average), parts)
 
     def predict_onehot(self, x: np.ndarray, reverse_complement_average: bool = False) -> dict[str, np.ndarray]:
-        """x: (N, L, 4) 0/1 one-hot (a strided view is fine) -> probability, logit (N,) float32."""
-        parts = [x[i : i + self.batch_size] for i in range(0, len(x), self.batch_size)]
-        out = self._map(self._post_array, parts)
-        if reverse_complement_average:
-            rc = self._map(self._post_array, [reverse_complement(p) for p in parts])
-            return average_strands(out["logit"], rc["logit"])
-        return out
+        """x: (N, L, 4) 0/1 one-hot (validated; a strided view is fine) -> probability, logit (N,) float32; sent
+        as codes (an all-zero position is N)."""
+        x = np.asarray(x)
+        codes = np.where(x.any(axis=-1), x.argmax(axis=-1), 4).astype(np.uint8)
+        return self.predict_codes(codes, reverse_complement_average)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,24 +1,20 @@
 """Streaming FASTA reading (plain or gzip) and writing.
 
-Records come out one at a time, so memory does not grow with the file; errors name the line.
+Records come out block by block (a few MB of text parsed at once by serving/fasta_parse.py) or one at a time;
+memory is bounded by the block, never by the file; errors name the line.
 """
 from __future__ import annotations
 
 import gzip
 import io
 import os
+import zlib
 from typing import IO, Iterable, Iterator, NamedTuple
 
+from serving.fasta_parse import FastaBlock, FastaError, parse  # noqa: F401 (FastaError's home for importers)
+
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class FastaError(ValueError):
-    """A malformed FASTA file. line: the 1-based line at fault (None when not one line); reason: the
-    problem alone; too_large: the decompressed size went past the reader's cap."""
-
-    def __init__(self, reason: str, line: int | None = None, too_large: bool = False):
-        self.reason, self.line, self.too_large = reason, line, too_large
-        super().__init__(f"line {line}: {reason}" if line is not None else reason)
+BLOCK_BYTES = 1 << 20  # text parsed at a time: large enough for numpy to pay off, small enough for the caches
 
 
 class Record(NamedTuple):  # a tuple: ~3x cheaper to make than a frozen dataclass, per record of a big file
@@ -33,16 +29,22 @@ def _open_binary(source: str | os.PathLike | IO[bytes]) -> IO[bytes]:
     return source
 
 
-def open_text(source: str | os.PathLike | IO[bytes], max_bytes: int | None = None) -> IO[str]:
-    """Open a path or binary stream as text, transparently un-gzipping; `max_bytes` caps the
-    decompressed size (a gzip bomb raises FastaError instead of filling memory or disk)."""
+def open_bytes(source: str | os.PathLike | IO[bytes], max_bytes: int | None = None) -> IO[bytes]:
+    """Open a path or binary stream, transparently un-gzipping; `max_bytes` caps the decompressed size (a gzip
+    bomb raises FastaError instead of filling memory or disk)."""
     raw = _open_binary(source)
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
     head = buffered.peek(2)[:2]
     stream: IO[bytes] = gzip.GzipFile(fileobj=buffered) if head == GZIP_MAGIC else buffered
     if max_bytes is not None:
         stream = _CappedReader(stream, max_bytes)  # type: ignore[assignment]
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline=None)  # type: ignore[arg-type]
+    return stream
+
+
+def open_text(source: str | os.PathLike | IO[bytes], max_bytes: int | None = None) -> IO[str]:
+    """open_bytes as UTF-8 text with universal newlines."""
+    return io.TextIOWrapper(open_bytes(source, max_bytes), encoding="utf-8", errors="strict",  # type: ignore
+                            newline=None)
 
 
 class _CappedReader(io.RawIOBase):
@@ -55,7 +57,7 @@ class _CappedReader(io.RawIOBase):
     def readinto(self, buf) -> int:  # type: ignore[override]
         try:
             data = self.inner.read(min(len(buf), self.left + 1))
-        except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:
             raise FastaError(f"the file is not valid gzip or is truncated ({exc})") from exc
         if len(data) > self.left:
             raise FastaError(f"the file is larger than {self.max_bytes} bytes when uncompressed", too_large=True)
@@ -64,54 +66,78 @@ class _CappedReader(io.RawIOBase):
         return len(data)
 
 
+def read_blocks(source: str | os.PathLike | IO[bytes], max_bytes: int | None = None, allow_empty: bool = False,
+                block_bytes: int = BLOCK_BYTES) -> Iterator[FastaBlock]:
+    """Yield FastaBlocks of consecutive records from a FASTA path or binary stream (gzip detected by its magic
+    bytes), cut at header lines every ~block_bytes of text. Sequence lines are joined; blank lines and ';'
+    comment lines are skipped. Raises FastaError (after the records before the problem) for text before the
+    first header, an empty header, an empty record (unless allow_empty), text that is not UTF-8, or a gzip
+    file that is damaged or truncated."""
+    stream = open_bytes(source, max_bytes)
+    read = _read_ahead(stream, block_bytes) if _gzipped(stream) else lambda: stream.read(block_bytes)
+    line0, pending, size, held = 0, [], 0, b""
+    try:
+        while True:
+            data = read()
+            eof, chunk, held = not data, held + data, b""
+            if not eof and chunk.endswith(b"\r"):  # maybe half of a CRLF: decide with the next chunk
+                chunk, held = chunk[:-1], b"\r"
+            if b"\r" in chunk:  # universal newlines, as text mode reads them
+                chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            cut = chunk.rfind(b"\n>")  # the line break before the last header line; -1: pending's last byte
+            if cut < 0 and not (pending and pending[-1].endswith(b"\n") and chunk.startswith(b">")):
+                cut = -2
+            if not eof and (cut < -1 or size + len(chunk) < block_bytes // 2):
+                pending.append(chunk)
+                size += len(chunk)
+                continue
+            view = memoryview(chunk)
+            buf = b"".join([*pending, view if eof else view[:cut + 1]])
+            pending, size = ([], 0) if eof else ([chunk[cut + 1:]], len(chunk) - cut - 1)
+            block, problem, lines = parse(buf, line0, allow_empty)
+            if len(block):
+                yield block
+            if problem is not None:
+                raise problem
+            if eof:
+                return
+            line0 += lines
+    except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:
+        raise FastaError(f"the file is not valid gzip or is truncated ({exc})") from exc
+
+
+def _gzipped(stream: IO[bytes]) -> bool:
+    return isinstance(stream, gzip.GzipFile) or isinstance(getattr(stream, "inner", None), gzip.GzipFile)
+
+
+def _read_ahead(stream: IO[bytes], size: int):
+    """A function returning the stream's next `size` bytes, read (un-gzipped) by a background thread one read
+    ahead, so decompressing overlaps parsing (zlib releases the GIL). Its errors come out of the call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="bindcnn-gunzip")
+    state = {"next": pool.submit(stream.read, size)}
+
+    def read() -> bytes:
+        data = state["next"].result()
+        if data:
+            state["next"] = pool.submit(stream.read, size)
+        else:
+            pool.shutdown(wait=False)
+        return data
+
+    return read
+
+
 def read_fasta(
     source: str | os.PathLike | IO[bytes],
     max_bytes: int | None = None,
     allow_empty: bool = False,
 ) -> Iterator[Record]:
-    """Yield Records from a FASTA path or binary stream (gzip detected by its magic bytes).
-
-    Sequence lines are joined; blank lines are skipped; ';' comment lines are ignored.
-    Raises FastaError for text before the first header, an empty header, an empty record
-    (unless allow_empty) or a file that is not UTF-8 text.
-    """
-    text = open_text(source, max_bytes)
-    header: str | None = None
-    chunks: list[str] = []
-    header_line = 0
-    lineno = 0
-    try:
-        for lineno, line in enumerate(text, start=1):
-            line = line.strip()
-            if not line or line.startswith(";"):
-                continue
-            if line.startswith(">"):
-                if header is not None:
-                    yield _make_record(header, chunks, header_line, allow_empty)
-                header, chunks, header_line = line[1:].strip(), [], lineno
-                if not header:
-                    raise FastaError("empty header ('>' with no id)", lineno)
-            else:
-                if header is None:
-                    raise FastaError("sequence data before the first '>' header (is this FASTA?)", lineno)
-                chunks.append(line)
-    except UnicodeDecodeError as exc:
-        raise FastaError(f"the file is not UTF-8 text ({exc.reason})", lineno + 1) from exc
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        raise FastaError(f"the file is not valid gzip or is truncated ({exc})") from exc
-    if header is not None:
-        yield _make_record(header, chunks, header_line, allow_empty)
-
-
-def _make_record(header: str, chunks: list[str], line: int, allow_empty: bool) -> Record:
-    rid, _, desc = header.partition(" ")
-    seq = "".join(chunks)
-    if "\t" in rid:
-        rid, _, more = rid.partition("\t")
-        desc = (more + " " + desc).strip()
-    if not seq and not allow_empty:
-        raise FastaError(f"record {rid!r} has no sequence", line)
-    return Record(rid, seq, desc.strip())
+    """Yield Records from a FASTA path or binary stream (gzip detected by its magic bytes); see read_blocks."""
+    for block in read_blocks(source, max_bytes, allow_empty):
+        ids, descriptions = block.ids_and_descriptions()
+        yield from map(Record, ids, block.sequences(), descriptions)
 
 
 def write_fasta(records: Iterable[Record | tuple[str, str]], path: str | os.PathLike, width: int = 80) -> int:

@@ -11,20 +11,17 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from serving.artifact import (FINGERPRINT_TOLERANCE, FINGERPRINT_TOLERANCE_GPU, ONNX_FILE, check_fingerprint,
-                              probe_inputs, read_metadata, verify_model_dir)
-from serving.dna import average_strands, check_onehot, encode, reverse_complement
+from serving.artifact import (FINGERPRINT_TOLERANCE, FINGERPRINT_TOLERANCE_GPU, check_fingerprint, probe_inputs,
+                              read_metadata, verify_model_dir)
+from serving.dna import average_strands, check_onehot, encode_codes, reverse_complement
+from serving.runner import CPU_PROVIDER, Plan, Runner
 
 log = logging.getLogger("bindcnn.predictor")
 
 GPU_PROVIDERS = ("CUDAExecutionProvider",)
-CPU_PROVIDER = "CPUExecutionProvider"
-# Sequences per session.run: per-call overhead is ~1% at 1024, and the memory arena (on, see session_options)
-# then holds ~35 MB; 4096 doubled the RSS and ran no faster (benchmarks/RESULTS.md).
-DEFAULT_CHUNK = 1024
-# Batches up to this size run on a second, single-thread session: waking a pool thread costs more than it
-# saves there (~25% more sequences/s at batch 1 on 2 cores; from batch 16 on, two threads win).
-SMALL_BATCH = 8
+# On CUDA: model.onnx with default options, 4096 sequences per run. On CPU the graph, the session options, the
+# sequences per run and the threading are chosen per machine by serving/calibration.py (and cached).
+GPU_PLAN = Plan(chunk=4096, small="main")
 
 
 def nvidia_device_present() -> bool:
@@ -63,29 +60,12 @@ def _preload_cuda_libraries() -> None:
         log.debug("onnxruntime.preload_dlls() failed: %s", exc)
 
 
-def session_options(threads: int | None = None):
-    """The service's ONNX Runtime session options (see benchmarks/ for why)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or int(os.environ.get("BINDCNN_THREADS", 0)) or (os.cpu_count() or 1)
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # The arena keeps the largest run's buffers, so the Predictor runs at most DEFAULT_CHUNK sequences at a
-    # time (arena ~35 MB). Off, every run maps and faults in fresh pages: 1.5-2.5x slower at batch 1000-4096.
-    opts.enable_cpu_mem_arena = True
-    # Idle pool threads sleep instead of spinning: on a 2-core machine a spinning thread takes the CPU
-    # from the HTTP server (and from other processes) between runs.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return opts
-
-
 class PredictorLike(Protocol):
     """What scoring needs from a predictor: Predictor (in-process) or serving.client.HttpPredictor (a service).
 
-    prefers_strings: True when sequences are cheaper to send as text than as one-hot (the HTTP client);
-    scoring then validates text without encoding it and calls predict_sequences."""
+    prefers_strings: True when sequences are cheaper to send as text than as one-hot; scoring then validates
+    text without encoding it and calls predict_sequences. A predictor with predict_codes((N, L) uint8) gets
+    FASTA records as codes (Predictor, serving.client.HttpPredictor)."""
 
     length: int
     alphabet: str
@@ -98,40 +78,51 @@ class PredictorLike(Protocol):
 
 
 class Predictor:
-    """An ONNX Runtime session over models/<name>/model.onnx plus its metadata.
+    """The exported model on ONNX Runtime, run as this machine's calibrated plan (serving/calibration.py: graph,
+    session options, sequences per run, threads; reported by describe()), plus its metadata.
 
-    predict_onehot(x: (N, L, 4) float32) -> {"probability": (N,), "logit": (N,)} float32.
+    predict_onehot(x: (N, L, 4) float32) / predict_codes(codes: (N, L) uint8) -> {"probability": (N,),
+    "logit": (N,)} float32.
     """
 
     prefers_strings = False  # in-process: one-hot costs nothing to hand over
 
     def __init__(self, model_dir: str | os.PathLike, device: str = "auto", threads: int | None = None,
-                 chunk_size: int = DEFAULT_CHUNK, verify: bool = True):
-        import onnxruntime as ort
-
+                 chunk_size: int | None = None, verify: bool = True, calibrate: str | None = None):
+        """threads: CPU threads to use (default BINDCNN_THREADS, else all physical cores); chunk_size: sequences
+        per session.run instead of the calibrated one; calibrate: "auto" (default, BINDCNN_CALIBRATE), "force"
+        or "off" (serving.calibration.plan_for)."""
         self.model_dir = Path(model_dir)
         self.metadata: dict[str, Any] = verify_model_dir(self.model_dir) if verify else read_metadata(self.model_dir)
         self.length: int = self.metadata["sequence_length"]
         self.alphabet: str = self.metadata["alphabet"]
         self.input_name: str = self.metadata["input_name"]
-        self.chunk_size = chunk_size
         requested = choose_providers(device)
-        if any(p != CPU_PROVIDER for p in requested):
+        self.runner: Runner | None = None
+        if requested[0] != CPU_PROVIDER:
             _preload_cuda_libraries()
-        self.session = ort.InferenceSession(
-            str(self.model_dir / ONNX_FILE), sess_options=session_options(threads), providers=requested
-        )
-        self.providers: list[str] = self.session.get_providers()
-        if requested[0] != CPU_PROVIDER and self.providers[0] == CPU_PROVIDER:
-            log.warning("asked for %s but ONNX Runtime runs on %s (no usable GPU)", requested, self.providers)
-        self._small_session = None
-        if self.device == "cpu" and self.session.get_session_options().intra_op_num_threads > 1:
-            self._small_session = ort.InferenceSession(str(self.model_dir / ONNX_FILE),
-                                                       sess_options=session_options(1), providers=[CPU_PROVIDER])
+            self._start(GPU_PLAN, {"source": "not calibrated: CUDA requested"}, chunk_size, requested)
+            if self.runner.providers[0] == CPU_PROVIDER:
+                log.warning("asked for %s but ONNX Runtime runs on %s (no usable GPU)", requested, self.providers)
+        if self.runner is None or self.device == "cpu":
+            from serving.calibration import plan_for
+
+            if self.runner is not None:
+                self.runner.close()
+            self._start(*plan_for(self.model_dir, self.metadata, threads, calibrate), chunk_size, [CPU_PROVIDER])
         # Always (16 sequences, ~1 ms): refuse an ONNX file that does not reproduce the SavedModel's logits.
         check_fingerprint(self.metadata, self._run(probe_inputs(self.length))[1], "the ONNX model (model.onnx)",
                           FINGERPRINT_TOLERANCE_GPU if self.device == "cuda" else FINGERPRINT_TOLERANCE)
-        log.info("model %s:%s on providers %s", self.metadata["name"], self.metadata["version"], self.providers)
+        log.info("model %s:%s on providers %s: %s (%s)", self.metadata["name"], self.metadata["version"],
+                 self.providers, self.plan.name, self.calibration.get("source"))
+
+    def _start(self, plan: Plan, calibration: dict[str, Any], chunk_size: int | None, providers: list[str]) -> None:
+        self.plan: Plan = plan.with_(chunk=int(chunk_size)) if chunk_size else plan
+        self.calibration: dict[str, Any] = calibration
+        self.runner = Runner(self.model_dir, self.plan, self.input_name, providers)
+        self.session = self.runner.session
+        self.providers: list[str] = self.runner.providers
+        self.chunk_size = self.plan.chunk
 
     @property
     def device(self) -> str:
@@ -149,22 +140,24 @@ class Predictor:
         return {"probability": prob, "logit": logit}
 
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x: (N, L, 4) float32 contiguous -> (prob (N,), logit (N,)) in chunks of chunk_size."""
-        prob = np.empty(len(x), dtype=np.float32)
-        logit = np.empty(len(x), dtype=np.float32)
-        small = self._small_session is not None and len(x) <= SMALL_BATCH
-        session = self._small_session if small else self.session
-        for start in range(0, len(x), self.chunk_size):
-            chunk = x[start : start + self.chunk_size]
-            p, z = session.run(["prob", "logit"], {self.input_name: chunk})
-            prob[start : start + len(chunk)] = p.reshape(-1)
-            logit[start : start + len(chunk)] = z.reshape(-1)
-        return prob, logit
+        """x: (N, L, 4) float32 contiguous -> (prob (N,), logit (N,)) as the plan runs it."""
+        return self.runner.run(x)
+
+    def predict_codes(self, codes: np.ndarray, reverse_complement_average: bool = False) -> dict[str, np.ndarray]:
+        """codes: (N, L) uint8, 0-3 = the alphabet's letters, 4 = N (serving.dna.encode_codes; already
+        validated) -> probability, logit (N,) float32. Cheaper than predict_onehot from text: each chunk is
+        expanded to one-hot just before its run."""
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        prob, logit = self.runner.run_codes(codes)
+        if reverse_complement_average:
+            rc = np.where(codes < 4, 3 - codes, codes)[:, ::-1]  # complement of ACGT codes, reversed
+            return average_strands(logit, self.runner.run_codes(np.ascontiguousarray(rc, np.uint8))[1])
+        return {"probability": prob, "logit": logit}
 
     def predict_sequences(self, sequences: Sequence[str], reverse_complement_average: bool = False
                           ) -> dict[str, np.ndarray]:
         """sequences: N strings of the model's length (ACGTN, any case) -> probability, logit (N,)."""
-        return self.predict_onehot(encode(sequences, self.length, self.alphabet), reverse_complement_average)
+        return self.predict_codes(encode_codes(sequences, self.length, self.alphabet), reverse_complement_average)
 
     def predict_array(self, x: np.ndarray, reverse_complement_average: bool = False) -> dict[str, np.ndarray]:
         """A client's array ((N, L, 4) or (N, 4, L), any 0/1 numeric dtype) -> probability, logit."""
@@ -178,5 +171,7 @@ class Predictor:
             "device": self.device,
             "onnxruntime": ort.__version__,
             "available_providers": ort.get_available_providers(),
+            "plan": self.plan.as_dict(),
+            "calibration": self.calibration,
         }
 

@@ -9,7 +9,7 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-from serving.fasta import read_fasta
+from serving.fasta import FastaBlock, read_blocks
 
 CHUNK = 4096  # records read, validated and scored at a time
 NOT_NPY = "not a readable .npy file (it does not start with the .npy magic bytes; write it with numpy.save)"
@@ -17,13 +17,14 @@ NOT_NPY = "not a readable .npy file (it does not start with the .npy magic bytes
 
 @dataclass
 class Batch:
-    """Consecutive input records: first (0-based index of ids[0]), ids, and either sequences (strings)
-    or onehot (n, L, 4) / (n, 4, L) as stored."""
+    """Consecutive input records: first (0-based index of ids[0]), ids, and either sequences (strings),
+    block (FASTA records as parsed: serving.fasta_parse.FastaBlock) or onehot (n, L, 4) / (n, 4, L) as stored."""
 
     first: int
     ids: list[str]
     sequences: list[str] | None = None
     onehot: np.ndarray | None = None
+    block: FastaBlock | None = None
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -42,25 +43,39 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def fasta_batches(source: str | os.PathLike | IO[bytes], chunk: int = CHUNK, skip: int = 0) -> Iterator[Batch]:
-    """Stream a FASTA (path, '-' for stdin, or binary stream) as Batches of `chunk` records.
-    Empty records are passed on (they become rejects, not a stopped run). The first `skip` records are
-    read but not returned (resume)."""
+    """Stream a FASTA (path, '-' for stdin, or binary stream) as Batches of `chunk` records (Batch.block: the
+    parsed records, never one Python string per sequence). Empty records are passed on (they become rejects,
+    not a stopped run). The first `skip` records are read but not returned (resume)."""
     if str(source) == "-":
         source = sys.stdin.buffer
-    ids: list[str] = []
-    seqs: list[str] = []
-    first = skip
-    for i, rec in enumerate(read_fasta(source, allow_empty=True)):
-        if i < skip:
+    first, parts, held = 0, [], 0
+    # Text parsed at a time: ~256 bytes per record of the chunk (200-nt records take ~220), so memory follows the
+    # chunk size, not the file's.
+    for block in read_blocks(source, allow_empty=True, block_bytes=min(max(chunk * 256, 1 << 16), 1 << 23)):
+        if first + len(block) <= skip:
+            first += len(block)
             continue
-        ids.append(rec.id)
-        seqs.append(rec.sequence)
-        if len(ids) == chunk:
-            yield Batch(first, ids, sequences=seqs)
-            first += len(ids)
-            ids, seqs = [], []
-    if ids:
-        yield Batch(first, ids, sequences=seqs)
+        if first < skip:
+            block, first = block.take(skip - first, len(block)), skip
+        at = 0
+        while at < len(block):
+            take = min(chunk - held, len(block) - at)
+            parts.append(block.take(at, at + take))
+            at, held = at + take, held + take
+            if held == chunk:
+                yield _batch(first, parts)
+                first, parts, held = first + held, [], 0
+    if held:
+        yield _batch(first, parts)
+
+
+def _batch(first: int, parts: list[FastaBlock]) -> Batch:
+    block = parts[0] if len(parts) == 1 else FastaBlock(
+        [h for p in parts for h in p.headers], np.concatenate([p.lines for p in parts]),
+        np.concatenate([[0]] + [p.offsets[1:] + sum(len(q.data) for q in parts[:i]) for i, p in enumerate(parts)]),
+        np.concatenate([p.data for p in parts]),
+        None if all(p.texts is None for p in parts) else [s for p in parts for s in p.sequences()])
+    return Batch(first, block.ids_and_descriptions()[0], block=block)
 
 
 def open_npy(path: str | os.PathLike) -> np.ndarray:

@@ -56,3 +56,38 @@ def npy_onehot(path: Path, limits: Limits, length: int) -> np.ndarray:
         return check_onehot(raw, length)
     except ValueError as exc:
         raise InvalidArgument(f"array upload: {exc}") from None
+
+
+def codes_upload(path: Path, limits: Limits, length: int) -> np.ndarray:
+    """A /predict_codes upload (a file: codes_from_bytes)."""
+    return codes_from_bytes(Path(path).read_bytes(), limits, length)
+
+
+def codes_from_bytes(data: bytes, limits: Limits, length: int) -> np.ndarray:
+    """/predict_codes' body -> codes: (N, L) uint8, 0-3 = the alphabet's letters, 4 = N. The data is a .npy of an
+    integer array (N, L), or N x L raw bytes (one byte per position, rows back to back); 400 for anything else,
+    naming the first bad value's sequence and position (413 past the sequence limit)."""
+    if data.startswith(NPY_MAGIC):
+        import io
+
+        try:
+            codes = np.load(io.BytesIO(data), allow_pickle=False)
+        except Exception as exc:  # a client's unreadable file is bad input, whatever numpy raised
+            raise InvalidArgument(f"codes upload: not a readable .npy file ({exc})") from None
+        if codes.dtype.kind not in "iu" or codes.ndim != 2 or codes.shape[1] != length:
+            raise InvalidArgument(f"codes upload: a .npy of codes must be an integer array (N, {length}), got "
+                                  f"{codes.dtype} {tuple(codes.shape)}")
+    else:
+        if not data or len(data) % length:
+            raise InvalidArgument(f"codes upload: {len(data)} bytes is not a whole number of {length}-byte rows "
+                                  "(send N x L bytes, or a .npy of shape (N, L))")
+        codes = np.frombuffer(data, np.uint8).reshape(-1, length)
+    limits.sequences.check(len(codes))
+    if len(codes) == 0:
+        raise InvalidArgument("codes upload: no sequences (N = 0)")
+    bad = (codes > 4) | (codes < 0) if codes.dtype.kind == "i" else codes > 4
+    if bad.any():
+        n, pos = np.argwhere(bad)[0]
+        raise InvalidArgument(f"codes upload: sequence {n}: position {pos + 1} has code {codes[n, pos]} (codes are "
+                              "0-3 for A, C, G, T and 4 for N)")
+    return codes.astype(np.uint8, copy=False)

@@ -1,0 +1,31 @@
+"""JSON answers of the scoring endpoints written in one step: float32 scores printed with 9 significant digits
+(enough to give back the exact float32), instead of BentoML's pydantic dump + json.dumps of Python floats.
+
+For 1000 sequences that took ~1 ms of the worker's CPU per request, a tenth of the model's own time.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def floats_json(values: np.ndarray) -> str:
+    """(N,) float32 -> '[v1,v2,...]' with %.9g (finite values; NaN/inf as null, which JSON lacks)."""
+    v = np.asarray(values, np.float32).tolist()
+    if not v:
+        return "[]"
+    text = ("%.9g," * len(v)) % tuple(v)
+    if "n" in text:  # nan, inf
+        text = ",".join("null" if x != x or x in (float("inf"), float("-inf")) else "%.9g" % x for x in v) + ","
+    return "[" + text[:-1] + "]"
+
+
+def scores_json(prob: np.ndarray, logit: np.ndarray) -> str:
+    """'{"probability": [...], "logit": [...]}' of (N,) float32 arrays."""
+    return '{"probability":' + floats_json(prob) + ',"logit":' + floats_json(logit) + "}"
+
+
+def scores_response(prob: np.ndarray, logit: np.ndarray):
+    """A starlette Response of scores_json (application/json) for BentoML to pass on as is."""
+    from starlette.responses import Response
+
+    return Response(scores_json(prob, logit).encode(), media_type="application/json")

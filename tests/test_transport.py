@@ -1,0 +1,127 @@
+"""The binary transport: /predict_codes (raw N x L code bytes or a .npy of codes, multipart) against /predict and the
+in-process predictor, its 400s, its OpenAPI entry, and serving.client.HttpPredictor sending codes through it."""
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+import pytest
+
+from serving.dna import encode_codes, random_dna
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def seqs(trained) -> list[str]:
+    length = trained["meta"]["sequence_length"]
+    out = random_dna(30, length, seed=5)
+    out[3] = "N" * 10 + out[3][10:].lower()
+    return out
+
+
+def _post_codes(http, payload: bytes, name: str = "codes.bin", **form):
+    return http.post("/predict_codes", files={"codes": (name, payload, "application/octet-stream")}, data=form or None)
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def test_codes_as_bytes_or_npy_score_like_predict_and_in_process(http, predictor, seqs):
+    codes = encode_codes(seqs, predictor.length, predictor.alphabet)
+    want = predictor.predict_sequences(seqs)
+    for payload in (codes.tobytes(), _npy(codes), _npy(codes.astype(np.int64))):
+        got = _post_codes(http, payload)
+        assert got.status_code == 200, got.text
+        np.testing.assert_allclose(got.json()["logit"], want["logit"], atol=1e-5)
+        np.testing.assert_allclose(got.json()["probability"], want["probability"], atol=1e-6)
+    as_json = http.post("/predict", json={"sequences": seqs}).json()
+    np.testing.assert_allclose(as_json["logit"], want["logit"], atol=1e-5)
+    rc = _post_codes(http, codes.tobytes(), reverse_complement_average="true").json()
+    np.testing.assert_allclose(rc["logit"], predictor.predict_sequences(seqs, True)["logit"], atol=1e-5)
+
+
+@pytest.mark.parametrize("payload, fragments", [
+    (b"\x00" * 199, ["199 bytes", "200-byte rows"]),
+    (b"", ["0 bytes"]),
+    (b"\x00" * 200 + b"\x07" + b"\x00" * 199, ["sequence 1", "position 1", "code 7"]),
+    (_npy(np.zeros((2, 100), np.uint8)), ["(N, 200)", "(2, 100)"]),
+    (_npy(np.zeros((2, 200), np.float32)), ["integer array"]),
+    (_npy(np.full((1, 200), -1, np.int8)), ["code -1"]),
+])
+def test_bad_codes_are_400s_that_say_what_is_wrong(http, payload, fragments):
+    resp = _post_codes(http, payload)
+    assert resp.status_code == 400, resp.text
+    for fragment in fragments:
+        assert fragment in resp.text
+
+
+def test_raw_body_fast_path_answers_like_the_multipart_form(http, predictor, seqs):
+    codes = encode_codes(seqs, predictor.length, predictor.alphabet)
+    octet = {"content-type": "application/octet-stream"}
+    form = _post_codes(http, codes.tobytes()).json()
+    raw = http.post("/predict_codes", content=codes.tobytes(), headers=octet)
+    assert raw.status_code == 200 and raw.headers["content-type"].startswith("application/json")
+    assert raw.json() == form
+    rc = http.post("/predict_codes", params={"reverse_complement_average": "true"}, content=codes.tobytes(),
+                   headers=octet).json()
+    np.testing.assert_allclose(rc["logit"], predictor.predict_sequences(seqs, True)["logit"], atol=1e-5)
+    bad = http.post("/predict_codes", content=b"\x09" * 200, headers=octet)
+    assert bad.status_code == 400 and "code 9" in bad.json()["error"]
+    short = http.post("/predict_codes", content=b"\x00" * 10, headers=octet)
+    assert short.status_code == 400 and "10 bytes" in short.json()["error"]
+    # anything else on the route is the documented multipart endpoint's business (the guard's 415)
+    assert http.post("/predict_codes", content=codes.tobytes(), headers={"content-type": "text/plain"}).status_code == 415
+
+
+def test_client_falls_back_to_multipart_where_the_raw_body_is_refused(server, predictor, seqs, monkeypatch):
+    from serving.client import HttpPredictor
+
+    with HttpPredictor(server.url, batch_size=100, workers=1) as remote:
+        real = remote.client.request
+
+        def no_fast_path(method, path, **kw):  # as a service without serving/service/fastpath.py answers
+            if "content" in kw:
+                return httpx.Response(415, text="takes a multipart/form-data upload", request=httpx.Request(method, path))
+            return real(method, path, **kw)
+
+        monkeypatch.setattr(remote.client, "request", no_fast_path)
+        got = remote.predict_sequences(seqs)
+        assert remote.raw_codes is False
+    np.testing.assert_allclose(got["logit"], predictor.predict_sequences(seqs)["logit"], atol=1e-5)
+
+
+def test_predict_codes_is_documented(http):
+    doc = http.get("/docs.json").json()
+    op = doc["paths"]["/predict_codes"]["post"]
+    assert "multipart/form-data" in op["requestBody"]["content"]
+    assert "codes" in str(op["requestBody"]) and (op.get("summary") or op.get("description"))
+
+
+def test_http_predictor_sends_codes_and_matches_local(server, predictor, seqs, monkeypatch):
+    from serving.client import HttpPredictor
+
+    sent = []
+    with HttpPredictor(server.url, batch_size=7, workers=3) as remote:
+        real = remote._request
+        monkeypatch.setattr(remote, "_request", lambda method, path, **kw: sent.append(path) or real(method, path, **kw))
+        got = remote.predict_sequences(seqs)
+        codes = encode_codes(seqs, predictor.length, predictor.alphabet)
+        onehot = remote.predict_onehot(predictor_onehot(codes), reverse_complement_average=True)
+    assert set(sent) == {"/predict_codes"} and len(sent) == 2 * 5  # 30 sequences in requests of 7, twice
+    np.testing.assert_allclose(got["logit"], predictor.predict_sequences(seqs)["logit"], atol=1e-5)
+    np.testing.assert_allclose(onehot["logit"], predictor.predict_sequences(seqs, True)["logit"], atol=1e-5)
+
+
+def predictor_onehot(codes: np.ndarray) -> np.ndarray:
+    from serving.dna import codes_to_onehot
+
+    return codes_to_onehot(codes)
