@@ -1,5 +1,5 @@
 """The whole benchmark suite (`python -m benchmarks`, `make bench`): model throughput vs TensorFlow, encoding, HTTP,
-adaptive batching, start-up, scanning, training, GPU; prints markdown tables (--write also saves them).
+adaptive batching, start-up, scanning, training, GPU, genome scale; prints markdown tables (--write also saves them).
 
     python -m benchmarks [--quick] [--write benchmarks/RESULTS.md] [--model models/NAME] [--skip training,...]
 
@@ -7,7 +7,7 @@ Not part of the test suite. Figures are medians of several runs; the machine may
 ratios measured in one run. Exit code 0 when the suite ran (targets missed are reported, not errors), 1 on failure.
 """
 # This file only parses the options, runs the chosen sections (in_process.py: 1-2, http_service.py: 3 and 5,
-# batching.py: 4, scan_train_gpu.py: 6-8) and writes the report (report.py).
+# batching.py: 4, scan_train_gpu.py: 6-8, bench_genome.py: 9) and writes the report (report.py).
 from __future__ import annotations
 
 import argparse
@@ -21,8 +21,9 @@ from benchmarks import bench_inference as bi
 from benchmarks.report import NOTES, ROOT, header, machine, say
 from serving.store import DEFAULT_MODEL_DIR
 
-SECTIONS = ("inference", "encoding", "http", "batching", "startup", "scanning", "training", "gpu")
-SERVER_SECTIONS = {"http", "batching", "startup", "scanning"}
+SECTIONS = ("inference", "encoding", "http", "transport",
+            "batching", "startup", "scanning", "training", "gpu", "genome", "logos")
+SERVER_SECTIONS = {"http", "transport", "batching", "startup", "scanning"}
 
 
 def parse_args(argv: list[str] | None):
@@ -87,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         if "http" not in skip:
             say("3. HTTP")
             parts.append(section_http(server.url, model, quick, model_rate))
+        if "transport" not in skip:
+            from benchmarks.transport import section_transport
+
+            say("3b. HTTP with requests in flight, and `score` as a whole command")
+            parts.append(section_transport(server, model, work, quick))
         if "batching" not in skip:
             say("4. adaptive batching")
             parts.append(section_batching(server, model, work, quick))
@@ -107,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(section_training(quick))
     if "gpu" not in skip:
         parts.append(section_gpu(model, work, quick))
+    if "logos" not in skip:
+        from benchmarks.bench_logos import section_logos
+
+        say("logos")
+        parts.append(section_logos(quick))
+    if "genome" not in skip:
+        from benchmarks.bench_genome import section_genome
+
+        say("9. genome scale (bench_genome.py)")
+        parts.append(section_genome(model, work / "genome", quick))
 
     given = argv if argv is not None else sys.argv[1:]
     command = "python -m benchmarks" + (" " + " ".join(given) if given else "")

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("serving", "training", "benchmarks")
 TF_MODULES = {"tensorflow", "keras", "tf2onnx"}
 CORE = ("serving/dna.py", "serving/fasta.py", "serving/artifact.py", "serving/store.py", "serving/plots.py",
-        "serving/console.py", "serving/versions.py")
+        "serving/console.py", "serving/versions.py", "serving/genome.py", "serving/intervals.py")
 MAX_LINES = 300
 
 

@@ -54,9 +54,11 @@ def _own_schema() -> dict:
     """The service's OpenAPI document as BentoML generates it (what it serves at /docs.json; see the test
     below). Built at import so schemathesis makes one test per operation (its lazy from_fixture loader
     does not run under pytest 9)."""
+    from serving.service.apidocs import describe_spec
     from serving.service.app import BindCNN
 
-    return json.loads(json.dumps(BindCNN.openapi_spec.asdict()))
+    # as served: BentoML's document with the service's summaries, tags and examples (serving.service.apidocs)
+    return describe_spec(json.loads(json.dumps(BindCNN.openapi_spec.asdict())), "test")
 
 
 SCHEMA = _own_schema()

@@ -217,6 +217,23 @@ def test_saliency_equals_tensorflow_gradient(http, client, logits_fn, seqs, corr
     close(client.saliency(sequences=seqs[:2], corrected=corrected)["scores"], want[:2])
 
 
+def test_saliency_methods_match_in_process_attributions(http, logits_fn, seqs):
+    from serving.attribution import DEFAULT_METHOD, attribute
+
+    x = encode(seqs[:3])
+    for method in ("gradient", "corrected", "expected_gradients"):
+        got = http.post("/saliency", json={"sequences": seqs[:3], "method": method})
+        assert got.status_code == 200, got.text
+        close(got.json()["scores"], attribute(logits_fn, x, method), tol=1e-5)
+    default = http.post("/saliency", json={"sequences": seqs[:3]}).json()["scores"]
+    close(default, attribute(logits_fn, x, DEFAULT_METHOD), tol=1e-5)
+    expect(http.post("/saliency", json={"sequences": seqs[:1], "method": "ism"}), 400, "expected_gradients")
+    expect(http.post("/saliency", json={"sequences": seqs[:1], "method": "gradient", "corrected": True}), 400,
+           "contradicts")
+    logo = http.post("/saliency_logo", json={"sequence": seqs[0], "method": "expected_gradients"})
+    assert logo.status_code == 200 and logo.content[:4] == b"\x89PNG"
+
+
 def test_saliency_logo_is_a_png(http, seqs):
     r = http.post("/saliency_logo", json={"sequence": seqs[0], "corrected": True})
     assert r.status_code == 200, r.text

@@ -35,10 +35,18 @@ def run(args) -> int:
         from serving.cli.serve import cmd_serve
 
         return cmd_serve(args)
-    for name in ("input", "fasta", "variants"):
+    for name in ("input", "fasta", "variants", "genome", "regions", "vcf"):
         path = getattr(args, name, None)
         if path and path != "-" and not Path(path).is_file():
             print(f"error: {path}: no such file", file=sys.stderr)
+            return EXIT_USAGE
+    if getattr(args, "engine", "local") == "ray":
+        from serving.scoring.distributed import check_args
+
+        try:
+            check_args(args)  # Ray installed, a --genome form, no --url: before a model loads
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     try:
         predictor = make_predictor(args)

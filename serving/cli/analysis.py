@@ -11,6 +11,15 @@ from serving.scoring import outputs
 def cmd_variants(args, predictor) -> int:
     from serving.scoring import variants as va
 
+    if args.genome or args.vcf:
+        from serving.cli.genome import cmd_variants_genome
+
+        return cmd_variants_genome(args, predictor)
+    if not (args.fasta and args.variants):
+        raise ValueError("give --fasta REF.fa --variants V.tsv, or --genome G.fa --vcf V.vcf.gz")
+    for flag in ("vcf_out", "pass_only"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag.replace('_', '-')} needs --genome and --vcf")
     vs = va.read_variants(args.variants)
     va.locate(vs, args.fasta, predictor.length, args.coords)
     rows = va.effect_rows(vs, va.variant_effects(predictor, vs, rc=args.rc))

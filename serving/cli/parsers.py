@@ -65,12 +65,37 @@ def _scan_args(p: argparse.ArgumentParser, group_title: str) -> None:
 
 
 def _score_args(p: argparse.ArgumentParser, scan: bool) -> None:
-    p.add_argument("input", help="FASTA(.gz), .npy or .h5 file; '-' reads FASTA from stdin" if not scan else
-                   "FASTA(.gz) of sequences of any length; '-' reads stdin")
+    p.add_argument("input", nargs="?", help="FASTA(.gz), .npy or .h5 file; '-' reads FASTA from stdin (or --genome "
+                   "with --regions)" if not scan else "FASTA(.gz) of sequences of any length; '-' reads stdin (or --genome)")
     p.add_argument("-o", "--output", help="output TSV (default: stdout)" if not scan else
                    "TSV of every window: chrom, start, end, probability, logit")
     p.add_argument("--rejects", help="TSV of records not scored: record (1-based), id, reason "
                    "(default: OUTPUT.rejects.tsv when -o is given and something was rejected; else stderr only)")
+
+
+def _engine_args(g) -> None:
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: the same work as a Ray Data pipeline, one model per "
+                   "actor (one per GPU, else per node), on a local Ray or the cluster at --ray-address; needs "
+                   "pip install 'bindcnn[distributed]'")
+    g.add_argument("--ray-address", metavar="ADDR", help="--engine ray: join this Ray cluster (host:6379, 'auto', "
+                   "ray://host:10001; default $RAY_ADDRESS, else start a local Ray on this machine's cores)")
+
+
+def _genome_args(p: argparse.ArgumentParser, scan: bool) -> None:
+    g = p.add_argument_group("genome (instead of INPUT; see README 'Genome scale')")
+    g.add_argument("--genome", help="indexed genome FASTA, plain or bgzip (.fai/.gzi are built beside it when missing); "
+                   "IUPAC ambiguity codes in it are scored as N")
+    if scan:
+        g.add_argument("--regions", help="BED/narrowPeak: scan only these regions (sorted and merged; a region shorter "
+                       "than the model is widened to its length); default: the whole genome")
+        g.add_argument("--chroms", help="comma-separated chromosomes to scan (aliases such as 1 / chr1 resolved)")
+        g.add_argument("--bigwig", help="bigWig of window probabilities: the bedGraph's values, sizes from the index")
+    else:
+        g.add_argument("--regions", help="BED3+ or ENCODE narrowPeak (plain or gzip): each region's model-length "
+                       "window around its summit (narrowPeak column 10) or centre is scored; TSV `chrom start end "
+                       "name probability logit`; bad lines go to the rejects with their line number")
+    _engine_args(g)
 
 
 def add_commands(sub) -> None:
@@ -79,13 +104,16 @@ def add_commands(sub) -> None:
                        description="Score every record of INPUT (FASTA or gzipped FASTA, streamed; a one-hot .npy "
                        "(N, L, 4) or (N, 4, L); or an HDF5 file with x_* datasets) and write a TSV "
                        "`id probability logit` in input order. Records that cannot be scored get NA and a reason "
-                       "in the rejects file. (--scan is the old spelling of the scan command.)", epilog=EPILOG)
+                       "in the rejects file. With --genome G.fa --regions R.bed instead: the model-length window "
+                       "of each BED/narrowPeak region, cut from the indexed genome, one row per region in input order. "
+                       "(--scan is the old spelling of the scan command.)", epilog=EPILOG)
     _score_args(p, scan=False)
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: keep the rows already in -o and score the rest")
     p.add_argument("--key", action="append", help="HDF5 dataset(s) to score (default: every x_* dataset)")
     p.add_argument("--chunk", type=int, default=4096, help="records read and scored at a time (default 4096)")
     p.add_argument("--scan", action="store_true", help="same as the scan command (kept for scripts)")
+    _genome_args(p, scan=False)
     _scan_args(p, "scanning (--scan; see the scan command)")
     _backend_args(p)
     p.set_defaults(handler=_handler("serving.cli.scoring", "cmd_score_or_scan"))
@@ -95,8 +123,11 @@ def add_commands(sub) -> None:
                        "--stride and score each window: a bedGraph track of probabilities (each window's value on "
                        "the min(stride, L) bp at its centre), a BED6 of called sites (windows >= --threshold, "
                        "overlapping ones merged) and/or a TSV of every window. Coordinates are BED-style; ids "
-                       "like chr1:1000-5000 place the output on the genome.", epilog=EPILOG)
+                       "like chr1:1000-5000 place the output on the genome. With --genome G.fa instead of INPUT: the "
+                       "whole genome (or --chroms / --regions), streamed chromosome by chromosome in tiles, and "
+                       "--bigwig too.", epilog=EPILOG)
     _score_args(p, scan=True)
+    _genome_args(p, scan=True)
     _scan_args(p, "scanning")
     _backend_args(p)
     p.set_defaults(handler=_handler("serving.cli.scoring", "cmd_scan"), resume=False)
@@ -105,10 +136,22 @@ def add_commands(sub) -> None:
                        description="For each variant (TSV `chrom pos ref alt [id]`, 1-based pos; or VCF), cut the "
                        "model-length window centred on it from the reference FASTA, check `ref` against the "
                        "sequence, and report ref/alt probability and logit and their alt - ref deltas. Variants "
-                       "that cannot be scored (ref mismatch, outside every sequence) get NA and a status.",
+                       "that cannot be scored (ref mismatch, outside every sequence) get NA and a status. Genome "
+                       "scale: --genome G.fa --vcf V.vcf.gz [--vcf-out annotated.vcf.gz] reads the indexed genome "
+                       "by interval and the VCF in chunks.",
                        epilog=EPILOG)
-    v.add_argument("--fasta", required=True, help="reference FASTA(.gz): records named chrom or chrom:start-end")
-    v.add_argument("--variants", required=True, help="TSV (chrom pos ref alt [id]) or VCF(.gz)")
+    v.add_argument("--fasta", help="reference FASTA(.gz), read whole: records named chrom or chrom:start-end")
+    v.add_argument("--variants", help="TSV (chrom pos ref alt [id]) or VCF(.gz), with --fasta or --genome")
+    g = v.add_argument_group("genome scale (instead of --fasta): streamed in chunks, memory bounded")
+    g.add_argument("--genome", help="indexed genome FASTA, plain or bgzip (.fai/.gzi built when missing)")
+    g.add_argument("--vcf", help="VCF, VCF.gz or BCF (cyvcf2): one row per ALT allele; symbolic alleles, '*' and "
+                   "breakends keep their row with a status")
+    g.add_argument("--vcf-out", help="annotated copy of --vcf (.vcf or bgzip .vcf.gz) with INFO BINDCNN_REF_PROB, "
+                   "BINDCNN_ALT_PROB and BINDCNN_DELTA_LOGIT")
+    g.add_argument("--pass-only", action="store_true",
+                   help="score only records whose FILTER is PASS or '.'; the others are left out (and counted)")
+    g.add_argument("--chunk", type=int, default=4096, help="records read and scored at a time (default 4096)")
+    _engine_args(g)
     v.add_argument("-o", "--output", help="output TSV (default: stdout)")
     v.add_argument("--coords", choices=("auto", "bed", "one-based", "none"), default="auto",
                    help="how chrom:start-end FASTA ids are read (see `scan --help`)")
@@ -137,3 +180,13 @@ def add_commands(sub) -> None:
                    f"(registered first) (default: $BINDCNN_MODEL or {DEFAULT_MODEL_TAG})")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    e = s.add_argument_group("explainer (saliency; README 'Deploying')")
+    where = e.add_mutually_exclusive_group()
+    where.add_argument("--explainer-only", action="store_true",
+                       help="serve the TensorFlow explainer alone (serving.service.explainer:Explainer), for "
+                       "predictors started with --explainer-url")
+    where.add_argument("--explainer-url", metavar="URL",
+                       help="serve the predictor and send saliency to the explainer at URL (sets "
+                       "BINDCNN_EXPLAINER_URL); no worker of this server loads TensorFlow")
+    s.add_argument("--workers", type=int, default=None,
+                   help="predictor workers (sets BINDCNN_WORKERS; default: one per CPU core, one per GPU on GPU)")

@@ -20,12 +20,20 @@ def cmd_score_or_scan(args, predictor) -> int:
 
 
 def cmd_score(args, predictor) -> int:
+    if args.genome or args.regions:
+        from serving.cli.genome import cmd_score_regions
+
+        return cmd_score_regions(args, predictor)
+    if args.input is None:
+        raise ValueError("give INPUT (FASTA, .npy or .h5), or --genome G.fa --regions R.bed")
     fmt = inputs.detect_format(args.input)
     if args.resume and not args.output:
         raise ValueError("--resume needs -o OUTPUT (the file to continue)")
     skip = outputs.rows_done(args.output, sc.HEADER) if args.resume else 0
     rejects_path = args.rejects or outputs.default_rejects_path(args.output)
-    chunk = max(args.chunk, getattr(predictor, "batch_size", 0) * getattr(predictor, "workers", 0))
+    # Through a service: whole waves of requests, 4 per chunk, so the service's workers seldom wait between chunks.
+    wave = getattr(predictor, "batch_size", 0) * getattr(predictor, "workers", 0)
+    chunk = max(args.chunk, 4 * wave)
     batches = (inputs.fasta_batches(args.input, chunk, skip) if fmt == "fasta"
                else inputs.array_batches(args.input, chunk, skip, args.key))
     total = inputs.count_hint(args.input, args.key) if fmt != "fasta" else None
@@ -72,6 +80,15 @@ def cmd_scan(args, predictor) -> int:
 
     if args.stride < 1:
         raise ValueError(f"--stride must be >= 1, got {args.stride}")
+    if args.genome:
+        from serving.cli.genome import cmd_scan_genome
+
+        return cmd_scan_genome(args, predictor)
+    if args.input is None:
+        raise ValueError("give INPUT (a FASTA of long sequences), or --genome G.fa")
+    for flag in ("regions", "chroms", "bigwig"):
+        if getattr(args, flag, None):
+            raise ValueError(f"--{flag} needs --genome (chromosome names and sizes come from its index)")
     if args.resume:
         raise ValueError("--resume continues a scoring TSV; a scan is re-run whole")
     bedgraph_path = args.bedgraph or (None if (args.bed or args.output) else "-")

@@ -36,6 +36,7 @@ OPERATIONS = {
     "/predict_fasta": ("predict", "Score every record of a FASTA file (upload)"),
     "/predict_onehot": ("predict", "Score a one-hot .npy array (upload)"),
     "/predict_one": ("predict", "Score one sequence; concurrent requests share a batch"),
+    "/predict_codes": ("predict", "Score sequences sent as bytes, one code per base (fastest; upload)"),
     "/scan": ("long sequences and variants", "Scan a long sequence window by window; call sites"),
     "/scan_fasta": ("long sequences and variants", "Scan every record of a FASTA file (upload)"),
     "/variants": ("long sequences and variants", "Effect of variants on binding (alt - ref)"),
@@ -115,12 +116,21 @@ def describe_spec(spec: dict[str, Any], version: str) -> dict[str, Any]:
             if not isinstance(op, dict) or "description" not in op:
                 continue
             doc = " ".join((op.get("description") or "").split())
-            tag, summary = OPERATIONS.get(route, (None, doc.split(" -> ")[0].split(". ")[0] or route.strip("/")))
+            tag, summary = OPERATIONS.get(route, (_tag_of(route), doc.split(" -> ")[0].split(". ")[0] or route))
             op["summary"] = summary[:120]
-            if tag:
-                op["tags"] = [tag]
+            op["tags"] = [tag]
             _add_example(spec, route, op, length)
     return spec
+
+
+def _tag_of(route: str) -> str:
+    """The Swagger group of an endpoint not listed in OPERATIONS, from its name."""
+    for prefix, tag in (("/predict", "predict"), ("/scan", "long sequences and variants"),
+                        ("/variants", "long sequences and variants"), ("/saliency", "explain"),
+                        ("/mutagenesis", "explain")):
+        if route.startswith(prefix):
+            return tag
+    return "service"
 
 
 def _add_example(spec: dict[str, Any], route: str, op: dict[str, Any], length: int) -> None:

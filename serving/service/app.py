@@ -1,5 +1,6 @@
 """The HTTP service (`bentoml serve` at the repository root; bentofile.yaml points here): thin endpoints over
-the ONNX Runtime predictor in this worker, and saliency from the TensorFlow explainer in its own worker.
+the ONNX Runtime predictor in this worker, and saliency from the TensorFlow explainer in its own worker or
+service (serving.service.explainer_link: BINDCNN_EXPLAINER_URL).
 
 This module and its worker never import TensorFlow (/model reports `tensorflow_loaded`). Reading, checking and
 shaping live in serving.scoring and serving.service.uploads; each endpoint only wires them to HTTP.
@@ -12,11 +13,11 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Optional
 
 import bentoml
 import numpy as np
-from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+from bentoml.exceptions import InvalidArgument
 from bentoml.validators import ContentType
 from pydantic import Field
 
@@ -30,13 +31,15 @@ from serving.scoring.regions import parse_region
 from serving.service import apidocs
 from serving.service import limits as limits_mod
 from serving.service import uploads
-from serving.service.explainer import Explainer
+from serving.service import explainer_link, fastpath, metrics, workers
 from serving.service.guard import RequestGuard
 from serving.service.errorlog import quiet_client_errors
 from serving.service.shutdown import bound_shutdown
 from serving.service.modelref import MODEL_TAG, StoreModel, model_dir_of
 from serving.service.openapi import ErrorBodyMiddleware, document_validation_errors
-from serving.service.schemas import BATCH_MAX_SIZE, SPEC, BatchItems, VariantIn, item_sequence
+from serving.service.responses import scores_response
+from serving.service.schemas import (BATCH_MAX_SIZE, SPEC, AttributionMethod, BatchItems, VariantIn,
+                                    attribution_method, item_sequence)
 from serving.versions import package_versions
 
 log = logging.getLogger("bentoml.bindcnn.service")
@@ -55,23 +58,27 @@ def _png(data: bytes) -> Any:
     return Response(data, media_type="image/png")
 
 
-@bentoml.service(name="bindcnn", workers=1, traffic={"timeout": 300})
+@bentoml.service(name="bindcnn", **workers.predictor_config())  # BINDCNN_WORKERS: one per core (CPU) / GPU
 class BindCNN:
     """Binding probability (and logit) of DNA sequences from the exported ONNX model."""
 
     bento_model = StoreModel(MODEL_TAG)
-    explainer = bentoml.depends(Explainer)
+    explainer = explainer_link.dependency()  # BINDCNN_EXPLAINER_URL, else in-process when TensorFlow is here
 
     def __init__(self) -> None:
         self.model_dir, self.metadata = model_dir_of(type(self).bento_model, need=(ONNX_FILE,))
-        self.predictor = Predictor(self.model_dir, verify=False)  # verified just above
+        workers.pin_gpu()  # several GPUs: one per worker
+        self.predictor = Predictor(self.model_dir, verify=False, threads=workers.threads_per_worker())  # verified
+        self.link = explainer_link.ExplainerLink(self.explainer, explainer_link.mode())
+        metrics.model_info(self.metadata["name"], self.metadata["version"], self.predictor.providers[0])
         self.length: int = self.predictor.length
         self.alphabet: str = self.predictor.alphabet
         SPEC.update(length=self.length, alphabet=self.alphabet)
+        fastpath.SERVED.update(predictor=self.predictor, limits=LIMITS)  # raw-body /predict_codes
         apidocs.MODEL.update(name=self.metadata["name"], version=self.metadata["version"], length=self.length,
                              alphabet=self.alphabet, metrics=self.metadata.get("metrics"))
         quiet_client_errors()  # a 4xx is one WARNING line, not a traceback
-        if _installed("matplotlib"):
+        if explainer_link.installed("matplotlib"):
             from serving.plots import warm_up
 
             warm_up()  # fonts and letter outlines now: the first /mutagenesis_logo takes well under a second
@@ -87,17 +94,24 @@ class BindCNN:
         try:
             return encode(sequences, self.length, self.alphabet)
         except SequenceError as exc:
+            metrics.note_reject(metrics.sequence_reason(exc))
             raise InvalidArgument(str(exc)) from None
 
     def _scores(self, x: np.ndarray, reverse_complement_average: bool) -> dict[str, list[float]]:
         out = self.predictor.predict_onehot(x, reverse_complement_average)
+        metrics.scored(len(x))
         return {"probability": out["probability"].tolist(), "logit": out["logit"].tolist()}
+
+    def _answer(self, out: dict[str, np.ndarray]) -> Any:
+        """probability, logit (N,) -> the same JSON as a Response written in one step (serving.service.responses)."""
+        metrics.scored(len(out["logit"]))
+        return scores_response(out["probability"], out["logit"])
 
     # ------------------------------------------------------------------------------------ predictions
     @bentoml.api
     def predict(self, sequences: list[str], reverse_complement_average: bool = False) -> dict[str, list[float]]:
         """sequences: N strings of the model's length (ACGTN, any case) -> probability, logit: N floats each."""
-        return self._scores(self._encode(sequences), reverse_complement_average)
+        return self._answer(self.predictor.predict_onehot(self._encode(sequences), reverse_complement_average))
 
     @bentoml.api
     def predict_fasta(self, fasta: Path, reverse_complement_average: bool = False) -> list[dict[str, Any]]:
@@ -110,7 +124,15 @@ class BindCNN:
     def predict_onehot(self, array: Path, reverse_complement_average: bool = False) -> dict[str, list[float]]:
         """Multipart file field `array`: a .npy one-hot (N, L, 4) or (N, 4, L), float/uint8/bool ->
         probability, logit: N floats each."""
-        return self._scores(uploads.npy_onehot(array, LIMITS, self.length), reverse_complement_average)
+        return self._answer(self.predictor.predict_onehot(uploads.npy_onehot(array, LIMITS, self.length),
+                                                          reverse_complement_average))
+
+    @bentoml.api
+    def predict_codes(self, codes: Path, reverse_complement_average: bool = False) -> dict[str, list[float]]:
+        """Score codes, a byte per position (0-3 = A, C, G, T, 4 = N): multipart file `codes`, N x L bytes or a .npy
+        (N, L); or the bytes as the body, Content-Type application/octet-stream (fastest) -> probability, logit."""
+        codes = uploads.codes_upload(codes, LIMITS, self.length)
+        return self._answer(self.predictor.predict_codes(codes, reverse_complement_average))
 
     @bentoml.api(batchable=True, max_batch_size=BATCH_MAX_SIZE, max_latency_ms=BATCH_MAX_LATENCY_MS)
     def predict_one(self, sequences: BatchItems) -> list[dict[str, float]]:
@@ -120,6 +142,7 @@ class BindCNN:
         rc = np.array([not isinstance(s, str) and s.reverse_complement_average for s in sequences], bool)
         x = encode([item_sequence(s) for s in sequences], self.length, self.alphabet)  # validated per request
         out = self.predictor.predict_onehot(x)
+        metrics.scored(len(x), "predict_one")
         prob, logit = out["probability"], out["logit"]
         if rc.any():
             both = self.predictor.predict_onehot(x[rc], reverse_complement_average=True)
@@ -140,6 +163,7 @@ class BindCNN:
             result = scan_mod.scan_sequence(self.predictor, sequence, stride, short, rc, rid=name, index=index)
         except SequenceError as exc:
             raise InvalidArgument(str(exc) if index is not None else f"{name}: {exc.reason}") from None
+        metrics.scanned(windows)
         return scan_mod.result_dict(result, parse_region(name, n), threshold)
 
     @bentoml.api
@@ -198,27 +222,19 @@ class BindCNN:
     def mutagenesis_logo(self, sequence: str, reverse_complement_average: bool = False) -> PNG:
         """One sequence -> its mutagenesis as a PNG: the reference bases scaled by their importance (minus the mean
         logit change of substituting them) over a heat map of every substitution's logit change."""
+        if not explainer_link.installed("matplotlib"):
+            return explainer_link.Unavailable("logos need matplotlib, not installed in this predictor: "
+                                              f"{explainer_link.INSTALL_EXPLAIN}, or ask /mutagenesis for the "
+                                              "numbers").response()  # 503
         delta, _ = self._mutagenesis(sequence, reverse_complement_average)
         buf = io.BytesIO()
         mut.plot_mutagenesis(delta, sequence, buf, alphabet=self.alphabet)
         return _png(buf.getvalue())
 
     # ---------------------------------------------------------------------- saliency (explainer worker)
-    async def _explain(self, method: str, **kwargs):
-        """Call the explainer worker. Its connection can drop under load (it closes an idle keep-alive
-        connection just as this worker reuses it) or while it restarts: retry once, then answer 503."""
-        import asyncio
-
-        import aiohttp
-
-        for attempt in (1, 2):
-            try:
-                return await getattr(self.explainer.to_async, method)(**kwargs)
-            except aiohttp.ClientConnectionError as exc:
-                if attempt == 2:
-                    raise ServiceUnavailable(f"the saliency worker is unavailable ({exc}); retry shortly") from None
-                log.warning("explainer %s: %s; retrying once", method, exc)
-                await asyncio.sleep(0.05)
+    async def __is_ready__(self) -> bool:
+        """/readyz: the model is loaded (or __init__ would have failed) and an in-process explainer has answered."""
+        return await self.link.ready()
 
     def _check_text(self, sequences: list[str], limit: limits_mod.Limit) -> None:
         """Validate without encoding (the explainer encodes), or 400/413."""
@@ -228,29 +244,34 @@ class BindCNN:
         try:
             check_sequences(sequences, self.length, self.alphabet)
         except SequenceError as exc:
+            metrics.note_reject(metrics.sequence_reason(exc))
             raise InvalidArgument(str(exc)) from None
 
     @bentoml.api
-    async def saliency(self, sequences: list[str], corrected: bool = False) -> dict[str, list]:
-        """sequences: N strings -> scores: (N, L, 4) grad x input of the logit (TensorFlow explainer).
-        corrected: subtract each position's mean gradient over A/C/G/T first."""
+    @explainer_link.answers_503  # no explainer: 503 naming BINDCNN_EXPLAINER_URL
+    async def saliency(self, sequences: list[str], corrected: Optional[bool] = None,
+                       method: Optional[AttributionMethod] = None) -> dict[str, list]:
+        """sequences: N strings -> scores: (N, L, 4) attribution of the logit at each observed base (TensorFlow).
+        method: expected_gradients (default), gradient or corrected; corrected true/false (older): corrected/gradient.
+        """
         self._check_text(sequences, LIMITS.saliency_sequences)
-        scores = await self._explain("saliency", sequences=sequences, corrected=corrected)
+        method = attribution_method(method, corrected)
+        scores = await self.link.call("saliency", sequences=sequences, method=method)
         return {"scores": np.asarray(scores, np.float32).tolist()}
 
     @bentoml.api
-    async def saliency_logo(self, sequence: str, corrected: bool = False) -> PNG:
-        """One sequence -> its saliency as a logomaker sequence logo (PNG)."""
+    @explainer_link.answers_503
+    async def saliency_logo(self, sequence: str, corrected: Optional[bool] = None,
+                            method: Optional[AttributionMethod] = None) -> PNG:
+        """One sequence -> its attribution (method and corrected as /saliency) as a sequence logo (PNG)."""
         self._check_text([sequence], LIMITS.saliency_sequences)
-        return _png(base64.b64decode(await self._explain("logo", sequence=sequence, corrected=corrected)))
+        method = attribution_method(method, corrected)
+        return _png(base64.b64decode(await self.link.call("logo", sequence=sequence, method=method)))
 
     @bentoml.api(route="/model")
     async def model_info(self) -> dict[str, Any]:
         """The model's metadata.json, the active execution providers and versions (GET or POST)."""
-        try:
-            explainer = await self.explainer.to_async.describe()
-        except Exception as exc:  # the explainer being down must not hide the predictor's state
-            explainer = {"error": f"explainer unavailable: {exc}"}
+        explainer = await self.link.describe()  # never raises: a down explainer must not hide the predictor
         return {
             "model": self.metadata,
             "tag": str(type(self).bento_model.tag),
@@ -264,18 +285,14 @@ class BindCNN:
         }
 
 
-def _installed(package: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(package) is not None
-
-
 def _file_routes(service) -> dict[str, list[str]]:
     """route -> its multipart file parameters, e.g. {'/predict_fasta': ['fasta']}."""
     return {m.route: list(m.input_spec.multipart_fields)
             for m in service.apis.values() if getattr(m.input_spec, "multipart_fields", None)}
 
 
+BindCNN.add_asgi_middleware(metrics.RejectMetrics)  # outermost: sees every 4xx, the guard's too
+BindCNN.add_asgi_middleware(fastpath.CodesFastPath)  # before the guard, which would refuse a non-multipart body
 BindCNN.add_asgi_middleware(RequestGuard, max_body_bytes=LIMITS.upload_bytes.value, body_env=LIMITS.upload_bytes.env,
                             file_fields=_file_routes(BindCNN), get_as_post=("/model",))
 BindCNN.add_asgi_middleware(apidocs.ApiDocs, version=package_versions(("bindcnn",))["bindcnn"])

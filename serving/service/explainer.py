@@ -47,29 +47,33 @@ class Explainer:
         log.info("explainer: %s:%s SavedModel loaded from %s", self.metadata["name"],
                  self.metadata["version"], self.model_dir)
 
-    def _scores(self, sequences: list[str], corrected: bool) -> np.ndarray:
-        from serving.attribution import saliency
+    def _scores(self, sequences: list[str], corrected: bool | None, method: str | None) -> tuple[np.ndarray, str]:
+        from serving.attribution import attribute, resolve_method
 
-        return saliency(self.logits_fn, encode(sequences, self.length, self.alphabet), corrected=corrected)
-
-    @bentoml.api
-    def saliency(self, sequences: list[str], corrected: bool = False) -> np.ndarray:
-        """sequences: N valid strings of the model's length (the caller validates) -> (N, L, 4) float32."""
-        return self._scores(sequences, corrected)
+        method = resolve_method(method, corrected if method is None else None)
+        return attribute(self.logits_fn, encode(sequences, self.length, self.alphabet), method), method
 
     @bentoml.api
-    def logo(self, sequence: str, corrected: bool = False) -> str:
-        """One sequence -> its saliency logo as a base64-encoded PNG."""
+    def saliency(self, sequences: list[str], corrected: bool | None = None, method: str | None = None) -> np.ndarray:
+        """sequences: N valid strings of the model's length (the caller validates) -> (N, L, 4) float32.
+        method: gradient, corrected or expected_gradients (serving.attribution.DEFAULT_METHOD when neither it
+        nor the older `corrected` is given, as in the app's /saliency)."""
+        return self._scores(sequences, corrected, method)[0]
+
+    @bentoml.api
+    def logo(self, sequence: str, corrected: bool | None = None, method: str | None = None) -> str:
+        """One sequence -> its attribution logo as a base64-encoded PNG."""
         from serving.plots import plot_logo
 
-        scores = self._scores([sequence], corrected)[0]
-        buf = plot_logo(scores, io.BytesIO(), title=f"grad x input{' (corrected)' if corrected else ''}",
-                        alphabet=self.alphabet)
+        scores, method = self._scores([sequence], corrected, method)
+        buf = plot_logo(scores[0], io.BytesIO(), title=method.replace("_", " "), alphabet=self.alphabet,
+                        ylabel=method.replace("_", " "))
         return base64.b64encode(buf.getvalue()).decode("ascii")
 
     @bentoml.api
-    def describe(self) -> dict:
-        """Whether this worker holds TensorFlow (read before anything is imported here) and its version."""
+    async def describe(self) -> dict:
+        """Whether this worker holds TensorFlow and its version. Async: answered on the event loop, not queued
+        behind gradients (the predictor's readiness probe and /model ask it)."""
         loaded = "tensorflow" in sys.modules
         tf = sys.modules.get("tensorflow")
         return {"tensorflow": getattr(tf, "__version__", None), "tensorflow_loaded": loaded,

@@ -1,15 +1,34 @@
 """Request bodies of the service that are more than plain strings: /predict_one items (validated per request,
-before adaptive batching joins them) and /variants items. The model's input spec is set by the app at start."""
+before adaptive batching joins them), /variants items and /saliency's attribution method. The model's input
+spec is set by the app at start."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from serving.attribution import METHODS
 from serving.dna import SequenceError, check_sequences
 
 BATCH_MAX_SIZE = 256  # sequences per adaptive batch of /predict_one
 SPEC: dict[str, Any] = {}  # {"length", "alphabet"} of the served model, set by BindCNN.__init__ in this worker
+
+
+AttributionMethod = Literal[METHODS]  # /saliency's method: gradient, corrected or expected_gradients
+
+
+def attribution_method(method: str | None, corrected: bool | None) -> str:
+    """The /saliency method: gradient (grad x input), corrected (gradient minus its per-position mean, x input) or
+    expected_gradients (integrated gradients averaged over dinucleotide-shuffled references; the default); without
+    method, corrected true/false (the older option) means corrected/gradient. 400 when the two contradict."""
+    from bentoml.exceptions import InvalidArgument
+
+    from serving.attribution import resolve_method
+
+    try:
+        return resolve_method(method, corrected)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
 
 
 class OneSequence(BaseModel):
