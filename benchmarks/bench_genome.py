@@ -9,10 +9,8 @@ runs this as its `genome` section. Synthetic genomes are random ACGT; the 1 Gb o
 """
 from __future__ import annotations
 
-import argparse
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -227,30 +225,9 @@ def section_genome(model: Path, work: Path, quick: bool, repeat: int | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_genome", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smaller genomes and variant counts (a few minutes)")
-    p.add_argument("--model", type=Path, default=None,
-                   help="exported model folder (default models/ctcf if present, else an untrained export)")
-    p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
-    p.add_argument("--keep", action="store_true", help="keep the scratch folder")
-    p.add_argument("--repeat", type=int, default=None, help="runs per timed figure (default 1 quick, 3 full)")
-    args = p.parse_args(argv)
-    from benchmarks.report import ROOT
-    from serving.store import DEFAULT_MODEL_DIR
+    from benchmarks.standalone import run_section
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="bindcnn-bench-genome-"))
-    try:
-        model = args.model or ROOT / DEFAULT_MODEL_DIR
-        if not (model / "model.onnx").exists():
-            from benchmarks.in_process import bench_model
-
-            say(f"no model at {model}: exporting an untrained benchmark model (speed does not depend on weights)")
-            model = bench_model(work, None)
-        text = section_genome(model, work / "genome", args.quick, args.repeat)
-    finally:
-        if not args.keep and args.work is None:
-            shutil.rmtree(work, ignore_errors=True)
+    text = run_section(argv, "python -m benchmarks.bench_genome", __doc__, "smaller genomes and variant counts (a few minutes)", "genome", section_genome)
     print(f"{machine_line()}\n\n## Targets\n\n{targets_table()}\n\n{text}")
     return 0
 

@@ -9,13 +9,10 @@ an actor pool per wave of work whose actors each load the model, and moving resu
 """
 from __future__ import annotations
 
-import argparse
 import filecmp
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -111,30 +108,9 @@ def section_ray(model: Path, work: Path, quick: bool, repeat: int | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_ray", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="500 kb scan, 20k variants, 50k regions (a few minutes)")
-    p.add_argument("--model", type=Path, default=None,
-                   help="exported model folder (default models/ctcf if present, else an untrained export)")
-    p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
-    p.add_argument("--keep", action="store_true", help="keep the scratch folder")
-    p.add_argument("--repeat", type=int, default=None, help="runs per timed figure (default 1 quick, 3 full)")
-    args = p.parse_args(argv)
-    from benchmarks.report import ROOT
-    from serving.store import DEFAULT_MODEL_DIR
+    from benchmarks.standalone import run_section
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="bindcnn-bench-ray-"))
-    try:
-        model = args.model or ROOT / DEFAULT_MODEL_DIR
-        if not (model / "model.onnx").exists():
-            from benchmarks.in_process import bench_model
-
-            say(f"no model at {model}: exporting an untrained benchmark model (speed does not depend on weights)")
-            model = bench_model(work, None)
-        text = section_ray(model, work / "ray", args.quick, args.repeat)
-    finally:
-        if not args.keep and args.work is None:
-            shutil.rmtree(work, ignore_errors=True)
+    text = run_section(argv, "python -m benchmarks.bench_ray", __doc__, "500 kb scan, 20k variants, 50k regions (a few minutes)", "ray", section_ray)
     print(f"{machine_line()}\n\n{text}")
     return 0
 

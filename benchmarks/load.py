@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import publish
 from benchmarks.load_report import Stats, report
 from benchmarks.probes import probe_loop
 from benchmarks.server import worker_roles
@@ -276,14 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         if tmp is not None:
             tmp.cleanup()
     text, passed = report(result, args, command, mix, TOL)
-    print(text)
-    if not passed:
-        print(f"server output (last 3000 characters):\n{srv.output()[-3000:]}", file=sys.stderr)
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(text + "\n")
-        print(f"appended to {args.out}", file=sys.stderr)
-    return 0 if passed else 1
+    return publish(text, passed, args.out, "server output", srv.output())
 
 
 if __name__ == "__main__":

@@ -166,3 +166,15 @@ def header(command: str, seconds: float, quick: bool, info: dict, prep: dict, so
         "",
         targets_table(),
     ])
+
+
+def publish(text: str, passed: bool, out, log_name: str, log_text: str) -> int:
+    """Print a run's report, the tail of a log when it failed, append it to `out` (if given); the exit code."""
+    print(text)
+    if not passed:
+        print(f"{log_name} (last 3000 characters):\n{log_text[-3000:]}", file=sys.stderr)
+    if out:
+        with open(out, "a") as fh:
+            fh.write(text + "\n")
+        print(f"appended to {out}", file=sys.stderr)
+    return 0 if passed else 1

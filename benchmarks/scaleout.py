@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.load import check_answer, reference, smoke_model, _npy
-from benchmarks.report import machine, machine_line
+from benchmarks.report import machine, machine_line, publish
 from serving.store import DEFAULT_MODEL_TAG
 
 MIX = [("predict", 45), ("predict_one", 25), ("predict_fasta", 15), ("predict_onehot", 15)]
@@ -240,14 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         haproxy_log = (work / "haproxy.log").read_text(errors="replace") if (work / "haproxy.log").exists() else ""
         shutil.rmtree(work, ignore_errors=True)
     text, passed = report(result, stats, args, command)
-    print(text)
-    if not passed:
-        print(f"HAProxy log (last 3000 characters):\n{haproxy_log[-3000:]}", file=sys.stderr)
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(text + "\n")
-        print(f"appended to {args.out}", file=sys.stderr)
-    return 0 if passed else 1
+    return publish(text, passed, args.out, "HAProxy log", haproxy_log)
 
 
 if __name__ == "__main__":

@@ -120,12 +120,7 @@ def cmd_scan_genome(args, predictor) -> int:
     progress = _progress(args, "scanning", count_windows(spans, L, stride), unit="windows")
     t0 = time.perf_counter()
     try:
-        if bedgraph_path:
-            outs["bedgraph"] = outputs.open_output(bedgraph_path, outputs.bedgraph_track_line(track) if track else "")
-        if args.bed:
-            outs["bed"] = outputs.open_output(args.bed, outputs.bed_track_line(track + " sites") if track else "")
-        if args.output:
-            outs["windows"] = outputs.open_output(args.output, outputs.WINDOWS_HEADER)
+        outs.update(outputs.open_scan_outputs(bedgraph_path, args.bed, args.output, track))
         if bigwig_path:
             bigwig = BigWigWriter(bigwig_path, genome.sizes, intervals=count_windows(spans, L, stride))
             if not bigwig.zooms:

@@ -100,12 +100,7 @@ def cmd_scan(args, predictor) -> int:
     progress = _progress(args, "scanning", unit="windows")
     lines = sites = 0
     try:
-        if bedgraph_path:
-            outs["bedgraph"] = outputs.open_output(bedgraph_path, outputs.bedgraph_track_line(track) if track else "")
-        if args.bed:
-            outs["bed"] = outputs.open_output(args.bed, outputs.bed_track_line(track + " sites") if track else "")
-        if args.output:
-            outs["windows"] = outputs.open_output(args.output, outputs.WINDOWS_HEADER)
+        outs.update(outputs.open_scan_outputs(bedgraph_path, args.bed, args.output, track))
         t0 = time.perf_counter()
         records = read_fasta(sys.stdin.buffer if args.input == "-" else args.input, allow_empty=True)
         for i, rec, result, error in scan.scan_records(predictor, records, args.stride, args.short, args.rc,

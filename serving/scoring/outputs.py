@@ -129,3 +129,16 @@ def write_windows(fh: IO[str], result: ScanResult, region: Region) -> int:
     fh.write("".join(f"{region.chrom}\t{a}\t{b}\t{p:.7g}\t{z:.7g}\n" for a, b, p, z in zip(
         lo.tolist(), hi.tolist(), result.probability.tolist(), result.logit.tolist())))
     return len(lo)
+
+
+def open_scan_outputs(bedgraph: str | None, bed: str | None, windows: str | None, track: str | None) -> dict:
+    """The text outputs of a scan that were asked for, opened with their headers/track lines:
+    {"bedgraph", "bed", "windows"} -> open file (the caller closes them with close_output)."""
+    outs = {}
+    if bedgraph:
+        outs["bedgraph"] = open_output(bedgraph, bedgraph_track_line(track) if track else "")
+    if bed:
+        outs["bed"] = open_output(bed, bed_track_line(track + " sites") if track else "")
+    if windows:
+        outs["windows"] = open_output(windows, WINDOWS_HEADER)
+    return outs
