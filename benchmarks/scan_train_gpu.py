@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import bench_inference as bi
 from benchmarks.report import ROOT, fmt, table, target
 
 
@@ -82,18 +81,20 @@ def section_training(quick: bool) -> str:
 
 
 def section_gpu(model: Path, work: Path, quick: bool) -> str:
+    """Section 8: benchmarks/bench_gpu.py's report where this machine has an NVIDIA GPU, else where to find one."""
+    from benchmarks import bench_gpu
+
     head = "## 8. GPU (CUDA execution provider)\n\n"
     if not (shutil.which("nvidia-smi") or Path("/dev/nvidia0").exists()):
-        return head + "Not measured: this machine has no GPU (no nvidia-smi, no /dev/nvidia0)."
-    try:
-        res = bi.measure(model, work, ["ort"], rounds=1, reps=2 if quick else 3, device="cuda")
-    except RuntimeError as exc:
-        return head + f"Not measured: the CUDA run failed: {str(exc)[-500:]}"
-    providers = res["info"]["ort"]["providers"]
-    if providers[0] != "CUDAExecutionProvider":
-        return head + f"Not measured: ONNX Runtime fell back to {providers} (no usable CUDA provider)."
-    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                         capture_output=True, text=True).stdout.strip()
-    med = res["median"]["ort"]
-    return head + f"GPU: {gpu}; session.get_providers() = {providers}\n\n" + table(
-        ["engine"] + [f"batch {b}" for b in med], [["ONNX Runtime, CUDA"] + [fmt(v) for v in med.values()]])
+        last = ROOT / "benchmarks" / "RESULTS-gpu.md"
+        where = f" The last GPU run is in benchmarks/RESULTS-gpu.md ({_first_line_with(last, '- GPU:')})." \
+            if last.is_file() else ""
+        return head + "Not measured: this machine has no GPU (no nvidia-smi, no /dev/nvidia0)." + where
+    res = bench_gpu.measure(model, quick)
+    body = bench_gpu.markdown(res).split("\n", 2)[2]  # without its title line
+    return head + body.replace("\n## ", "\n### 8. ")
+
+
+def _first_line_with(path: Path, prefix: str) -> str:
+    return next((line[len(prefix):].strip() for line in path.read_text().splitlines() if line.startswith(prefix)),
+                "")
