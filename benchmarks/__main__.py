@@ -1,5 +1,5 @@
 """The whole benchmark suite (`python -m benchmarks`, `make bench`): model throughput vs TensorFlow, encoding, HTTP,
-adaptive batching, start-up, scanning, training, GPU, genome scale; prints markdown tables (--write also saves them).
+batching under load, start-up, scanning, training, GPU, genome scale; prints markdown tables (--write also saves them).
 
     python -m benchmarks [--quick] [--write benchmarks/RESULTS.md] [--model models/NAME] [--skip training,...]
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             say("3b. HTTP with requests in flight, and `score` as a whole command")
             parts.append(section_transport(server, model, work, quick))
         if "batching" not in skip:
-            say("4. adaptive batching")
+            say("4. batching under load")
             parts.append(section_batching(server, model, work, quick))
         if "startup" not in skip:
             say("5. start-up")

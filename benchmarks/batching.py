@@ -1,4 +1,4 @@
-"""Section 4 of the suite, adaptive batching: many concurrent single-sequence clients on /predict_one through a
+"""Section 4 of the suite, batching under load: many concurrent single-sequence clients on /predict_one through a
 raw keep-alive socket client, batch sizes read from /metrics, for the shipped and a 2-worker server."""
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ MANY_CLIENTS_GAIN = 1.8  # the issue's target on 2 cores: 32 single-sequence cli
 
 
 def scrape_batches(url: str) -> dict[str, float]:
-    """bentoml_service_adaptive_batch_size histogram of predict_one: {'sum', 'count', 'le=B': cumulative}."""
+    """bindcnn_batch_size histogram of predict_one (sequences per model call, serving/service/microbatch.py):
+    {'sum', 'count', 'le=B': cumulative}."""
     import httpx
 
     out: dict[str, float] = {}
     for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
-        if not line.startswith("bentoml_service_adaptive_batch_size") or 'method_name="predict_one"' not in line:
+        if not line.startswith("bindcnn_batch_size") or 'endpoint="predict_one"' not in line:
             continue
         value = float(line.rsplit(" ", 1)[1])
         if "_sum" in line.split("{")[0]:
@@ -135,7 +136,7 @@ def section_batching(server, model: Path, work: Path, quick: bool) -> str:
            unit="", lower_is_better=True)
     target("32 concurrent clients vs 1 client (throughput)", f">= {MANY_CLIENTS_GAIN}x", gain, MANY_CLIENTS_GAIN,
            note=cpu_ceiling_note(stats) if gain < MANY_CLIENTS_GAIN else "")
-    say("4b. adaptive batching with 1 predictor worker")
+    say("4b. batching with 1 predictor worker")
     other, _ = start_server(model, work / "bentoml", ONE_WORKER)
     try:
         rows2, stats2 = batching_rows(other, quick, "1 predictor worker, ONNX Runtime on all cores")
@@ -143,7 +144,7 @@ def section_batching(server, model: Path, work: Path, quick: bool) -> str:
         other.stop()
     env = " ".join(f"{k}={v}" for k, v in ONE_WORKER.items())
     vs = stats[32]["rate"] / stats2[32]["rate"]
-    return (f"## 4. Adaptive batching: N concurrent clients, one sequence per request to /predict_one, {seconds:g} s "
+    return (f"## 4. Batching under load: N concurrent clients, one sequence per request to /predict_one, {seconds:g} s "
             "each (a raw keep-alive HTTP/1.1 client, so the client's own CPU stays small)\n\n"
             + table(["server", "clients", "requests/s", "x 1 client", "p50 ms", "p99 ms", "mean batch (/metrics)",
                      "90% of batches", "batches", "server CPU ms/request", "errors"], rows + rows2)

@@ -22,7 +22,7 @@ from bentoml.validators import ContentType
 from pydantic import Field
 
 from serving.artifact import ONNX_FILE
-from serving.dna import SequenceError, encode, to_codes
+from serving.dna import SequenceError, average_strands, encode, reverse_complement, to_codes
 from serving.predictor import Predictor
 from serving.scoring import mutagenesis as mut
 from serving.scoring import scan as scan_mod
@@ -31,13 +31,14 @@ from serving.scoring.regions import parse_region
 from serving.service import apidocs
 from serving.service import limits as limits_mod
 from serving.service import uploads
-from serving.service import explainer_link, fastpath, metrics, workers
-from serving.service.guard import RequestGuard
+from serving.service import explainer_link, fastpath, metrics, reuseport, signatures, workers
+from serving.service.guard import RequestGuard, file_routes
 from serving.service.errorlog import quiet_client_errors
+from serving.service.microbatch import MicroBatcher
 from serving.service.shutdown import bound_shutdown
 from serving.service.modelref import MODEL_TAG, StoreModel, model_dir_of
 from serving.service.openapi import ErrorBodyMiddleware, document_validation_errors
-from serving.service.responses import scores_response
+from serving.service.responses import items_json, json_response, scores_response
 from serving.service.schemas import (BATCH_MAX_SIZE, SPEC, AttributionMethod, BatchItems, VariantIn,
                                     attribution_method, item_sequence)
 from serving.versions import package_versions
@@ -45,7 +46,7 @@ from serving.versions import package_versions
 log = logging.getLogger("bentoml.bindcnn.service")
 
 LIMITS = limits_mod.from_env()
-BATCH_MAX_LATENCY_MS = 1000  # FACTS.md: 20 ms gave 503s under 16 clients, 1000 none
+reuseport.install()  # one listening socket per worker: keep-alive clients spread over the workers
 Stride = Annotated[int, Field(ge=1)]
 Threshold = Annotated[float, Field(ge=0, le=1)]
 Short = Literal["reject", "pad"]
@@ -75,6 +76,8 @@ class BindCNN:
         self.alphabet: str = self.predictor.alphabet
         SPEC.update(length=self.length, alphabet=self.alphabet)
         fastpath.SERVED.update(predictor=self.predictor, limits=LIMITS)  # raw-body /predict_codes
+        self.batcher = MicroBatcher(self.predictor.predict_onehot, BATCH_MAX_SIZE,
+                                    lambda n: metrics.scored(n, "predict_one"))
         apidocs.MODEL.update(name=self.metadata["name"], version=self.metadata["version"], length=self.length,
                              alphabet=self.alphabet, metrics=self.metadata.get("metrics"))
         quiet_client_errors()  # a 4xx is one WARNING line, not a traceback
@@ -134,20 +137,22 @@ class BindCNN:
         codes = uploads.codes_upload(codes, LIMITS, self.length)
         return self._answer(self.predictor.predict_codes(codes, reverse_complement_average))
 
-    @bentoml.api(batchable=True, max_batch_size=BATCH_MAX_SIZE, max_latency_ms=BATCH_MAX_LATENCY_MS)
-    def predict_one(self, sequences: BatchItems) -> list[dict[str, float]]:
+    @bentoml.api
+    async def predict_one(self, sequences: BatchItems) -> list[dict[str, float]]:
         """For many concurrent small clients: each request sends one (or a few) sequences, as strings or
-        {"sequence", "reverse_complement_average"} objects; concurrent requests share one ONNX batch.
-        Returns [{probability, logit}] per sequence."""
+        {"sequence", "reverse_complement_average"} objects; concurrent requests share one ONNX batch
+        (serving.service.microbatch). Returns [{probability, logit}] per sequence."""
         rc = np.array([not isinstance(s, str) and s.reverse_complement_average for s in sequences], bool)
-        x = encode([item_sequence(s) for s in sequences], self.length, self.alphabet)  # validated per request
-        out = self.predictor.predict_onehot(x)
-        metrics.scored(len(x), "predict_one")
-        prob, logit = out["probability"], out["logit"]
+        x = self._encode([item_sequence(s) for s in sequences])  # validated per request: 400 for this one only
+        if rc.any():  # the reverse strands ride in the same batch
+            x = np.concatenate([x, np.ascontiguousarray(reverse_complement(x[rc]))])
+        out = await self.batcher.submit(x)
+        n = len(rc)
+        prob, logit = out["probability"][:n].copy(), out["logit"][:n].copy()
         if rc.any():
-            both = self.predictor.predict_onehot(x[rc], reverse_complement_average=True)
+            both = average_strands(logit[rc], out["logit"][n:])
             prob[rc], logit[rc] = both["probability"], both["logit"]
-        return [{"probability": p, "logit": z} for p, z in zip(prob.tolist(), logit.tolist())]
+        return json_response(items_json(prob, logit))  # [{probability, logit}], without pydantic
 
     # ------------------------------------------------------- long sequences, variants, mutagenesis
     def _scan(self, sequence: str, name: str, index: int | None, stride: int, threshold: float, short: str,
@@ -285,16 +290,11 @@ class BindCNN:
         }
 
 
-def _file_routes(service) -> dict[str, list[str]]:
-    """route -> its multipart file parameters, e.g. {'/predict_fasta': ['fasta']}."""
-    return {m.route: list(m.input_spec.multipart_fields)
-            for m in service.apis.values() if getattr(m.input_spec, "multipart_fields", None)}
-
-
 BindCNN.add_asgi_middleware(metrics.RejectMetrics)  # outermost: sees every 4xx, the guard's too
 BindCNN.add_asgi_middleware(fastpath.CodesFastPath)  # before the guard, which would refuse a non-multipart body
 BindCNN.add_asgi_middleware(RequestGuard, max_body_bytes=LIMITS.upload_bytes.value, body_env=LIMITS.upload_bytes.env,
-                            file_fields=_file_routes(BindCNN), get_as_post=("/model",))
+                            file_fields=file_routes(BindCNN), get_as_post=("/model",))
 BindCNN.add_asgi_middleware(apidocs.ApiDocs, version=package_versions(("bindcnn",))["bindcnn"])
 BindCNN.add_asgi_middleware(ErrorBodyMiddleware)  # 4xx bodies as documented: {"error": ...}
 document_validation_errors()  # /docs.json: a 400's detail may be pydantic's error list
+signatures.freeze(BindCNN)  # BentoML would redo inspect.signature on every request

@@ -178,3 +178,10 @@ async def _error(send: Send, status: int, message: str) -> None:
 
 async def _no_receive() -> Message:  # pragma: no cover - JSONResponse never reads
     return {"type": "http.disconnect"}
+
+
+def file_routes(service) -> dict[str, list[str]]:
+    """route -> the multipart file parameters of a BentoML service's API there, e.g. {'/predict_fasta': ['fasta']}
+    (RequestGuard's file_fields)."""
+    return {m.route: list(m.input_spec.multipart_fields)
+            for m in service.apis.values() if getattr(m.input_spec, "multipart_fields", None)}

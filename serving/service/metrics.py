@@ -18,7 +18,7 @@ SEQUENCES = Counter("bindcnn_sequences_scored", "Sequences scored by the model (
 REJECTED = Counter("bindcnn_rejected_inputs", "Requests refused as bad input (4xx), by reason", ["reason"])
 WINDOWS = Counter("bindcnn_windows_scanned", "Windows scored by /scan and /scan_fasta")
 BATCH = Histogram("bindcnn_batch_size", "Sequences per model call of an endpoint (for /predict_one: per "
-                  "adaptive batch)", ["endpoint"], buckets=tuple(2.0 ** k for k in range(0, 17)))
+                  "shared batch)", ["endpoint"], buckets=tuple(2.0 ** k for k in range(0, 17)))
 INFO = Gauge("bindcnn_model_info", "The model served (always 1): name, version, execution provider, service",
              ["model", "version", "provider", "service"], multiprocess_mode="max")
 

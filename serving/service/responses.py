@@ -24,8 +24,20 @@ def scores_json(prob: np.ndarray, logit: np.ndarray) -> str:
     return '{"probability":' + floats_json(prob) + ',"logit":' + floats_json(logit) + "}"
 
 
-def scores_response(prob: np.ndarray, logit: np.ndarray):
-    """A starlette Response of scores_json (application/json) for BentoML to pass on as is."""
+def items_json(prob: np.ndarray, logit: np.ndarray) -> str:
+    """'[{"probability": p, "logit": z}, ...]' of (N,) float32 arrays (/predict_one's answer)."""
+    p, z = floats_json(prob)[1:-1].split(","), floats_json(logit)[1:-1].split(",")
+    return "[" + ",".join('{"probability":%s,"logit":%s}' % pz for pz in zip(p, z)) + "]" if len(prob) else "[]"
+
+
+def json_response(text: str):
+    """A starlette Response of JSON text (application/json) for BentoML to pass on as is: BentoML's own answer
+    derives the output's JSON schema for every response (~0.15 ms per /predict_one request, measured)."""
     from starlette.responses import Response
 
-    return Response(scores_json(prob, logit).encode(), media_type="application/json")
+    return Response(text.encode(), media_type="application/json")
+
+
+def scores_response(prob: np.ndarray, logit: np.ndarray):
+    """json_response of scores_json."""
+    return json_response(scores_json(prob, logit))

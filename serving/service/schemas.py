@@ -1,5 +1,5 @@
 """Request bodies of the service that are more than plain strings: /predict_one items (validated per request,
-before adaptive batching joins them), /variants items and /saliency's attribution method. The model's input
+before serving.service.microbatch joins them), /variants items and /saliency's attribution method. The model's input
 spec is set by the app at start."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from serving.attribution import METHODS
 from serving.dna import SequenceError, check_sequences
 
-BATCH_MAX_SIZE = 256  # sequences per adaptive batch of /predict_one
+BATCH_MAX_SIZE = 256  # sequences per shared batch of /predict_one
 SPEC: dict[str, Any] = {}  # {"length", "alphabet"} of the served model, set by BindCNN.__init__ in this worker
 
 
