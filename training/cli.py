@@ -238,11 +238,10 @@ def _run(args) -> int:
     from serving.artifact import ArtifactError
     from serving.console import say
     from serving.fasta import FastaError
-    from training.datasets import DatasetError
 
     try:
         return args.func(args)
-    except (DatasetError, FastaError, ArtifactError, ValueError, FileNotFoundError) as exc:
+    except (FastaError, ArtifactError, ValueError, FileNotFoundError) as exc:  # training's DatasetError is a ValueError
         say(f"error: {exc}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

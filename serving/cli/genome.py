@@ -37,7 +37,7 @@ def _ambiguous(genome: Genome) -> str:
 
 def cmd_score_regions(args, predictor) -> int:
     from serving.intervals import count_lines
-    from serving.scoring.genome_regions import HEADER, line_summary, score_regions
+    from serving.scoring.genome_regions import CHUNK, HEADER, line_summary, score_regions
 
     if not (args.genome and args.regions):
         raise ValueError("scoring regions needs both --genome G.fa and --regions R.bed (or narrowPeak)")
@@ -50,7 +50,7 @@ def cmd_score_regions(args, predictor) -> int:
     progress = _progress(args, "scoring regions", count_lines(args.regions), unit="regions")
     out = outputs.open_output(args.output, HEADER)
     try:
-        summary = score_regions(predictor, genome, args.regions, out, rejects, args.rc, progress, args.chunk,
+        summary = score_regions(predictor, genome, args.regions, out, rejects, args.rc, progress, args.chunk or CHUNK,
                                 engine=engine)
     finally:
         if engine is not None:

@@ -111,7 +111,8 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: keep the rows already in -o and score the rest")
     p.add_argument("--key", action="append", help="HDF5 dataset(s) to score (default: every x_* dataset)")
-    p.add_argument("--chunk", type=int, default=4096, help="records read and scored at a time (default 4096)")
+    p.add_argument("--chunk", type=int, default=None,
+                   help="records read and scored at a time (default 16384; regions with --genome: 4096)")
     p.add_argument("--scan", action="store_true", help="same as the scan command (kept for scripts)")
     _genome_args(p, scan=False)
     _scan_args(p, "scanning (--scan; see the scan command)")

@@ -33,7 +33,7 @@ def cmd_score(args, predictor) -> int:
     rejects_path = args.rejects or outputs.default_rejects_path(args.output)
     # Through a service: whole waves of requests, 4 per chunk, so the service's workers seldom wait between chunks.
     wave = getattr(predictor, "batch_size", 0) * getattr(predictor, "workers", 0)
-    chunk = max(args.chunk, 4 * wave)
+    chunk = max(args.chunk or inputs.CHUNK, 4 * wave)
     batches = (inputs.fasta_batches(args.input, chunk, skip) if fmt == "fasta"
                else inputs.array_batches(args.input, chunk, skip, args.key))
     total = inputs.count_hint(args.input, args.key) if fmt != "fasta" else None
