@@ -1,6 +1,5 @@
-"""The HTTP service (`bentoml serve` at the repository root; bentofile.yaml points here): thin endpoints over
-the ONNX Runtime predictor in this worker, and saliency from the TensorFlow explainer in its own worker or
-service (serving.service.explainer_link: BINDCNN_EXPLAINER_URL).
+"""The HTTP service (`bentoml serve` at the repository root; bentofile.yaml points here): thin endpoints over the
+ONNX Runtime predictor in this worker, and saliency from the TensorFlow explainer (serving.service.explainer_link).
 
 This module and its worker never import TensorFlow (/model reports `tensorflow_loaded`). Reading, checking and
 shaping live in serving.scoring and serving.service.uploads; each endpoint only wires them to HTTP.
@@ -46,7 +45,7 @@ from serving.versions import package_versions
 log = logging.getLogger("bentoml.bindcnn.service")
 
 LIMITS = limits_mod.from_env()
-reuseport.install()  # one listening socket per worker: keep-alive clients spread over the workers
+reuseport.arm()  # in `bentoml serve`: workers may listen on sockets of their own (reuseport.adopt)
 Stride = Annotated[int, Field(ge=1)]
 Threshold = Annotated[float, Field(ge=0, le=1)]
 Short = Literal["reject", "pad"]
@@ -86,6 +85,7 @@ class BindCNN:
 
             warm_up()  # fonts and letter outlines now: the first /mutagenesis_logo takes well under a second
         bound_shutdown("bindcnn")  # Ctrl-C / SIGTERM: a few seconds for in-flight requests, then exit
+        reuseport.adopt()  # ready: from now on this worker takes its share of new connections on its own socket
         log.info("bindcnn: model %s:%s from %s on ONNX Runtime providers %s; tensorflow imported: %s",
                  self.metadata["name"], self.metadata["version"], self.model_dir, self.predictor.providers,
                  "tensorflow" in sys.modules)

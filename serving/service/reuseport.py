@@ -3,7 +3,8 @@ and the worker that wakes first accepts all that wait: 32 keep-alive clients wer
 
 With SO_REUSEPORT the kernel spreads new connections over one listening socket per worker instead: arm() (in the
 `bentoml serve` parent) binds the shared socket with SO_REUSEPORT; adopt() (in each worker but the first) replaces
-the worker's inherited socket with its own on the same address. BINDCNN_REUSEPORT=0 keeps BentoML's shared socket.
+the worker's inherited socket with its own on the same address, once the worker is ready. BINDCNN_REUSEPORT=0 keeps
+BentoML's shared socket.
 """
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ def wanted() -> bool:
 
 
 def arm() -> None:
-    """In the process that binds BentoML's API socket (circus' arbiter): bind TCP sockets with SO_REUSEPORT, so
-    that workers may add their own. Harmless elsewhere: it only changes how circus binds."""
+    """In the process that binds BentoML's API socket (circus' arbiter; called at the service module's import):
+    bind TCP sockets with SO_REUSEPORT, so that workers may add their own. Nothing in a worker (argv has --fd) or
+    with BINDCNN_REUSEPORT=0; elsewhere it only changes how circus binds."""
+    if not wanted() or "--fd" in sys.argv:
+        return
     from circus.sockets import CircusSocket
 
     original = CircusSocket.bind_and_listen
@@ -48,9 +52,11 @@ def _argument(argv: list[str], name: str) -> str | None:
 
 
 def adopt(argv: list[str] | None = None) -> bool:
-    """In a BentoML worker (argv has --fd N --worker-id K): for K > 1, listen on a socket of its own bound to the
-    inherited socket's address with SO_REUSEPORT and put it in place of fd N (the first worker keeps the shared
-    socket, which stays in the group). False, and BentoML's shared socket, where anything is missing."""
+    """In a BentoML worker (argv has --fd N --worker-id K), once it is ready to serve (uvicorn starts accepting on
+    fd N only after the service's __init__): for K > 1, listen on a socket of its own bound to the inherited
+    socket's address with SO_REUSEPORT and put it in place of fd N (the first worker keeps the shared socket,
+    which stays in the group), so no connection waits for a worker still loading its model. False, and BentoML's
+    shared socket, where anything is missing."""
     argv = sys.argv if argv is None else argv
     fd, worker = _argument(argv, "--fd"), _argument(argv, "--worker-id")
     if not (wanted() and fd and fd.isdigit() and worker and worker.isdigit() and int(worker) > 1):
@@ -75,8 +81,3 @@ def adopt(argv: list[str] | None = None) -> bool:
         shared.close()
     return True
 
-
-def install() -> None:
-    """arm() in the parent, adopt() in a worker (its command line has --fd); nothing with BINDCNN_REUSEPORT=0."""
-    if wanted():
-        adopt() if "--fd" in sys.argv else arm()
