@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -230,8 +231,12 @@ def _train(args, models: Path, interrupt_at: str | None = None, timeout=300) -> 
     from training.hooks import INTERRUPT_ENV
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", INTERRUPT_ENV: interrupt_at or ""}
+    # SIGINT back to its default in the child: a test run started in the background by a shell without job
+    # control inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt (seen: `bash -c
+    # "time (make test)" &`).
     proc = subprocess.run([sys.executable, "-m", "training", "train", *args, "--models", str(models)],
-                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, timeout=timeout)
+                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, timeout=timeout,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return proc.returncode, proc.stderr
 
 
