@@ -50,3 +50,32 @@ def test_write_behind_runs_in_order_and_reports_errors():
     with pytest.raises(ZeroDivisionError):
         writer.submit(lambda: None)  # the previous call's error comes out before the next runs
     writer.close(quiet=True)
+
+
+@pytest.mark.parametrize("device, reads_ahead", [("cpu", False), ("cuda", True)])
+def test_score_reads_ahead_where_the_model_runs_elsewhere(toy_predictor, device, reads_ahead):
+    """serving.scoring.score.score: on a GPU (or a service) the next batch is read on another thread while the model
+    runs (1.7x on an H200, benchmarks/RESULTS-gpu.md); on the CPU, where the model fills the cores, it is not."""
+    import io
+    import threading
+
+    import numpy as np
+
+    from serving.dna import encode
+    from serving.scoring.inputs import Batch
+    from serving.scoring.score import score
+
+    toy_predictor.device = device
+    readers = []
+
+    def batches():
+        for i in range(3):
+            readers.append(threading.current_thread().name)
+            seqs = ["ACGTACGTCC", "CCCCCCCCCC"]
+            yield Batch(first=2 * i, ids=[f"r{2 * i}", f"r{2 * i + 1}"], onehot=encode(seqs, 10))
+
+    out = io.StringIO()
+    summary = score(toy_predictor, batches(), out)
+    assert summary.scored == 6 and out.getvalue().count("\n") == 6
+    assert np.isclose(float(out.getvalue().splitlines()[1].split("\t")[1]), 1.0)  # r1: all C
+    assert all((name == "bindcnn-read-ahead") == reads_ahead for name in readers), readers
