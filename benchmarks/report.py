@@ -69,12 +69,18 @@ The tables above are this run's measurements.
   sleeping pool thread are cold after the Python work). With the cores shared by server and client, even
   perfect overlap of requests cannot beat in-process CPU / (server + client CPU) per request: section 3's CPU
   column gives both for this run.
-- **Adaptive batching**: each single-sequence request costs the server a fixed amount of CPU (HTTP, pydantic,
-  the batching queue, the response) against microseconds of model time per sequence, so throughput is bounded by
-  cores / (server CPU per request) whatever the batch size; section 4 prints that bound from this run's figures.
-  The benchmark's own client is a raw keep-alive socket client so that its CPU stays small.
-- **GPU**: section 8 fills itself in where nvidia-smi or /dev/nvidia0 exists, and reports
-  `session.get_providers()` as proof of the CUDA provider. float16 has not been tried.
+- **Many small clients** (section 4): each single-sequence request costs the server a fixed amount of CPU (HTTP,
+  parsing, the response) against microseconds of model time per sequence, so throughput is bounded by
+  cores / (server CPU per request). Measured while tuning: with BentoML's one shared listening socket all 32
+  keep-alive clients sat on one of 2 workers (serving/service/reuseport.py now gives each worker its own
+  SO_REUSEPORT socket); BentoML's adaptive batching waited to fill batches (serving/service/microbatch.py shares
+  calls without waiting); py-spy profiles of a worker showed BentoML deriving the answer's JSON schema and
+  `inspect.signature` on every request (a prebuilt JSON answer; serving/service/signatures.py), and uvloop +
+  httptools took the HTTP layer's share down. The benchmark's own client is a raw keep-alive socket client so
+  that its CPU stays small.
+- **GPU**: section 8 runs benchmarks/bench_gpu.py where nvidia-smi or /dev/nvidia0 exists: the provider of every
+  node from a session profile, agreement with the CPU (TF32 on and off), IO binding and a float16 graph. The last
+  GPU run is benchmarks/RESULTS-gpu.md.
 """
 
 
