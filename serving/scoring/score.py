@@ -17,11 +17,10 @@ from serving.dna import (SequenceError, ascii_codes, check_onehot, check_sequenc
 from serving.predictor import PredictorLike
 from serving.scoring.inputs import Batch
 from serving.scoring.overlap import WriteBehind, read_ahead
+from serving.scoring.tsv_text import tsv_rows
 
 HEADER = "id\tprobability\tlogit\n"
 LONGER_HINT = " (to score every window of a longer sequence: the scan command, or score --scan)"
-NA = "NA"
-FORMAT_ROWS = 256
 
 
 @dataclass
@@ -173,21 +172,6 @@ def score_batches(predictor: PredictorLike, batches: Iterator[Batch], rc: bool =
         yield batch, prob, logit, rejects
 
 
-def format_rows(ids: list[str], prob: np.ndarray, logit: np.ndarray) -> str:
-    """TSV rows `id probability logit` (7 significant digits; NA where NaN): one % over the whole batch."""
-    flat: list[Any] = [None] * (3 * len(ids))
-    flat[0::3], flat[1::3], flat[2::3] = ids, prob.tolist(), logit.tolist()
-    step = 3 * FORMAT_ROWS  # a few hundred rows per % : each holds the GIL, which ONNX Runtime's threads need too
-    text = "".join(("%s\t%.7g\t%.7g\n" * (len(flat[i:i + step]) // 3)) % tuple(flat[i:i + step])
-                   for i in range(0, len(flat), step))
-    if np.isnan(prob).any():  # rejected rows: NA instead of nan
-        lines = text.split("\n")  # ids hold no line break (FASTA headers, row numbers)
-        for i in np.flatnonzero(np.isnan(prob)):
-            lines[i] = f"{ids[i]}\t{NA}\t{NA}"
-        text = "\n".join(lines)
-    return text
-
-
 def score(predictor: PredictorLike, batches: Iterator[Batch], out: IO[str], rejects_out=None,
           rc: bool = False, progress=None, skipped: int = 0) -> Summary:
     """Score every Batch and write its rows to `out` (and its rejects to `rejects_out`, a
@@ -199,7 +183,7 @@ def score(predictor: PredictorLike, batches: Iterator[Batch], out: IO[str], reje
     writer = WriteBehind()
 
     def write(batch: Batch, prob: np.ndarray, logit: np.ndarray, rejects: list[Reject]) -> None:
-        out.write(format_rows(batch.ids, prob, logit))
+        out.write(tsv_rows(batch.ids, prob, logit))
         out.flush()
         if rejects_out is not None and rejects:
             rejects_out.write(rejects)
