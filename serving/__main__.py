@@ -1,9 +1,9 @@
 """`python -m serving <command>`: the serving side's commands (see serving.cli)."""
 import os
-import sys
 
 from serving.cli import main
+from serving.quick_exit import run_program
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.exit(main())
+    run_program(main)

@@ -1,7 +1,6 @@
 """`python -m training <command>`: the training commands (see training.cli)."""
-import sys
-
+from serving.quick_exit import run_program
 from training.cli import training_main
 
 if __name__ == "__main__":
-    sys.exit(training_main())
+    run_program(training_main)

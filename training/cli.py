@@ -7,7 +7,6 @@ ONNX/TensorFlow parity); 2 bad arguments or input; 3 scored with rejects (scorin
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from serving.store import DEFAULT_MODEL_NAME
@@ -252,5 +251,19 @@ def _run(args) -> int:
         return EXIT_FAILED
 
 
+def program() -> None:
+    """The `bindcnn` program: main() and its exit code, without tearing modules down (serving.quick_exit)."""
+    from serving.quick_exit import run_program
+
+    run_program(main)
+
+
+def training_program() -> None:
+    """The `bindcnn-train` program."""
+    from serving.quick_exit import run_program
+
+    run_program(training_main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    program()
