@@ -1,6 +1,5 @@
 """`python -m training <command>`: the training commands (see training.cli)."""
-from serving.quick_exit import run_program
-from training.cli import training_main
+from training.program import bindcnn_train
 
 if __name__ == "__main__":
-    run_program(training_main)
+    bindcnn_train()

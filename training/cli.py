@@ -251,19 +251,7 @@ def _run(args) -> int:
         return EXIT_FAILED
 
 
-def program() -> None:
-    """The `bindcnn` program: main() and its exit code, without tearing modules down (serving.quick_exit)."""
-    from serving.quick_exit import run_program
-
-    run_program(main)
-
-
-def training_program() -> None:
-    """The `bindcnn-train` program."""
-    from serving.quick_exit import run_program
-
-    run_program(training_main)
-
-
 if __name__ == "__main__":
-    program()
+    from training.program import bindcnn
+
+    bindcnn()

@@ -10,7 +10,7 @@ from pathlib import Path
 from serving.cli.parsers import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE, add_commands
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REJECTS", "EXIT_USAGE", "add_commands", "main",
-           "program", "run"]
+           "run"]
 
 
 def make_predictor(args):
@@ -79,9 +79,3 @@ def main(argv: list[str] | None = None) -> int:
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     return run(parser.parse_args(argv))
 
-
-def program() -> None:
-    """The `bindcnn-serve` program: main() and its exit code, without tearing modules down (serving.quick_exit)."""
-    from serving.quick_exit import run_program
-
-    run_program(main)

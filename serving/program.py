@@ -1,7 +1,9 @@
-"""How the command-line programs end: exit handlers run and output is flushed as usual, then the process leaves
-without tearing its modules down (with ONNX Runtime loaded that teardown took ~25 ms of every command).
+"""How the command-line programs start and end: numpy's BLAS kept to one thread unless the user says otherwise (ONNX
+Runtime and TensorFlow run their own thread pools; OpenBLAS's idle threads spun ~0.1 CPU-s at every start, into
+the model's first batches), and an exit that runs handlers and flushes output, then skips tearing modules down
+(~20 ms with ONNX Runtime loaded). Nothing here imports numpy: the environment must be set before numpy loads.
 
-Used by `bindcnn`, `python -m serving` and `python -m training`; main(argv) called in-process returns as before."""
+Entry points: `python -m serving` and `bindcnn-serve` (bindcnn_serve); training/program.py has the others."""
 from __future__ import annotations
 
 import atexit
@@ -9,6 +11,20 @@ import os
 import sys
 import threading
 from typing import Callable, NoReturn
+
+def start_program() -> None:
+    """Call before anything imports numpy: OPENBLAS_NUM_THREADS=1 unless set (numpy's OpenBLAS; the heavy math runs
+    in ONNX Runtime's and TensorFlow's own thread pools, which it does not touch)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def bindcnn_serve() -> NoReturn:
+    """`bindcnn-serve` and `python -m serving`: the serving commands."""
+    start_program()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from serving.cli import main
+
+    run_program(main)
 
 
 def run_program(main: Callable[[], int | None]) -> NoReturn:
