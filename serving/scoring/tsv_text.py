@@ -41,17 +41,22 @@ def _layouts(tab_before: bool, newline_after: bool) -> tuple[np.ndarray, np.ndar
     return src.reshape(-1, WIDTH).view(f"V{WIDTH}").reshape(-1), size.reshape(-1)
 
 
-def _words(texts) -> np.ndarray:
-    """4-byte strings as uint32 words (the pool is written a word at a time)."""
-    return np.frombuffer("".join(texts).encode(), np.uint32).copy()
+def _digit_words(count: int, width: int, tail: str = "") -> np.ndarray:
+    """i -> its `width` decimal digits (zero-padded) and `tail`, as one uint32 word each, for i < count."""
+    digits = np.arange(count)[:, None] // 10 ** np.arange(width - 1, -1, -1) % 10 + ord("0")
+    text = np.concatenate([digits, np.full((count, len(tail)), [ord(c) for c in tail], np.int64)], axis=1)
+    return text.astype(np.uint8).view(np.uint32).reshape(-1)
 
 
-_LAYOUTS = {(tab, lf): _layouts(tab, lf) for tab in (False, True) for lf in (False, True)}
-_DIGITS_0_3 = _words(f"{i:04d}" for i in range(10_000))  # r // 1000 -> the first 4 digits
-_DIGITS_4_6 = _words(f"{i:03d}." for i in range(1_000))  # r % 1000 -> the last 3 digits and the point
-_EXP_A = _words(f"0e{'-' if e < 0 else '+'}{abs(e) // 10}" for e in range(_E_MIN, _E_MAX + 1))
-_EXP_B = _words(f"{abs(e) % 10}-\t\n" for e in range(_E_MIN, _E_MAX + 1))
-_TRAILING = np.array([len(s) - len(s.rstrip("0")) for s in (f"{i:04d}" for i in range(10_000))], np.int64)
+_LAYOUTS: dict[tuple[bool, bool], tuple[np.ndarray, np.ndarray]] = {}  # built at first use (~0.5 ms each)
+_DIGITS_0_3 = _digit_words(10_000, 4)  # r // 1000 -> the first 4 digits
+_DIGITS_4_6 = _digit_words(1_000, 3, ".")  # r % 1000 -> the last 3 digits and the point
+_EXP_A = np.array([f"0e{'-' if e < 0 else '+'}{abs(e) // 10}".encode() for e in range(_E_MIN, _E_MAX + 1)]
+                  ).view(np.uint32)
+_EXP_B = np.array([f"{abs(e) % 10}-\t\n".encode() for e in range(_E_MIN, _E_MAX + 1)]).view(np.uint32)
+_TRAILING = np.zeros(10_000, np.int64)  # trailing zeros of i written with 4 digits
+for _power in (10, 100, 1000, 10_000):
+    _TRAILING[::_power] += 1
 _POW10 = 10.0 ** np.arange(-20, 21)
 
 
@@ -83,6 +88,8 @@ def g_text(values: np.ndarray, tab_before: bool = False, newline_after: bool = F
     words[:, 2], words[:, 3] = _EXP_A[e_at], _EXP_B[e_at]
     kept = DIGITS - np.where(low > 0, _TRAILING[low], 3 + _TRAILING[high])
     combo = ((x < 0) * (_E_MAX - _E_MIN + 1) + e_at) * DIGITS + kept - 1
+    if (tab_before, newline_after) not in _LAYOUTS:
+        _LAYOUTS[tab_before, newline_after] = _layouts(tab_before, newline_after)
     layouts, layout_sizes = _LAYOUTS[tab_before, newline_after]
     where = layouts.take(combo).view(np.uint8).reshape(n, WIDTH) + (np.arange(n) * WIDTH)[:, None]
     chars = words.view(np.uint8).reshape(-1).take(where)
