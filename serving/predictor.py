@@ -11,8 +11,8 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from serving.artifact import (FINGERPRINT_TOLERANCE, FINGERPRINT_TOLERANCE_GPU, check_fingerprint, probe_inputs,
-                              read_metadata, verify_model_dir)
+from serving.artifact import (FINGERPRINT_TOLERANCE, FINGERPRINT_TOLERANCE_GPU, check_fingerprint, read_metadata,
+                              verify_model_dir)
 from serving.dna import average_strands, check_onehot, encode_codes, reverse_complement
 from serving.runner import CPU_PROVIDER, Plan, Runner
 
@@ -111,10 +111,25 @@ class Predictor:
                 self.runner.close()
             self._start(*plan_for(self.model_dir, self.metadata, threads, calibrate), chunk_size, [CPU_PROVIDER])
         # Always (16 sequences, ~1 ms): refuse an ONNX file that does not reproduce the SavedModel's logits.
-        check_fingerprint(self.metadata, self._run(probe_inputs(self.length))[1], "the ONNX model (model.onnx)",
-                          FINGERPRINT_TOLERANCE_GPU if self.device == "cuda" else FINGERPRINT_TOLERANCE)
+        self._check_fingerprint()
         log.info("model %s:%s on providers %s: %s (%s)", self.metadata["name"], self.metadata["version"],
                  self.providers, self.plan.name, self.calibration.get("source"))
+
+    def _check_fingerprint(self) -> None:
+        """The probe batch comes from the cache folder (serving.calibration_cache.probe_inputs); on a mismatch it is
+        made afresh and checked once more, so a damaged cache file cannot refuse a good model."""
+        from serving.artifact import ArtifactError
+        from serving.calibration_cache import probe_inputs
+
+        tolerance = FINGERPRINT_TOLERANCE_GPU if self.device == "cuda" else FINGERPRINT_TOLERANCE
+        for fresh in (False, True):
+            try:
+                check_fingerprint(self.metadata, self._run(probe_inputs(self.model_dir, self.length, fresh))[1],
+                                  "the ONNX model (model.onnx)", tolerance)
+                return
+            except ArtifactError:
+                if fresh:
+                    raise
 
     def _start(self, plan: Plan, calibration: dict[str, Any], chunk_size: int | None, providers: list[str]) -> None:
         self.plan: Plan = plan.with_(chunk=int(chunk_size)) if chunk_size else plan

@@ -153,3 +153,25 @@ def test_model_endpoint_reports_the_choice(server):
     assert pred["plan"]["name"] and pred["plan"]["graph"] in {"model.onnx", *(info["model"].get("onnx_variants") or {})}
     assert pred["calibration"]["source"] in {"calibrated", "cache"}
     assert pred["calibration"]["key"]["cpu"] and pred["calibration"]["key"]["onnxruntime"]
+
+
+def test_probe_batch_is_cached_and_a_damaged_cache_cannot_refuse_a_good_model(trained, tmp_path):
+    """The fingerprint's probe batch comes from the cache folder (no numpy.random at start); a file of the right
+    shape but wrong contents makes the check retry with a fresh batch, which passes and is saved again."""
+    import subprocess
+    import sys
+
+    from serving.artifact import probe_inputs
+    from serving.predictor import Predictor
+
+    model = _copy(trained, tmp_path)
+    Predictor(model, device="cpu", verify=False)
+    saved = list((model / cache.FOLDER).glob("probes-*.npy"))
+    assert len(saved) == 1 and np.array_equal(np.load(saved[0]), probe_inputs(read_metadata(model)["sequence_length"]))
+    code = ("import sys\nfrom serving.predictor import Predictor\n"
+            f"Predictor({str(model)!r}, device='cpu', verify=False)\nprint('numpy.random' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "False", res.stderr
+    np.save(saved[0], np.zeros_like(np.load(saved[0])))
+    Predictor(model, device="cpu", verify=False)  # refused before the retry: the zeros give other logits
+    assert np.array_equal(np.load(saved[0]), probe_inputs(read_metadata(model)["sequence_length"]))
