@@ -48,16 +48,18 @@ The tables above are this run's measurements.
   the same as a Conv with 4P input channels 0.6-0.9x (ONNX Runtime reorders the input to 16-channel blocks, which
   doubles the work for P = 2); uint8 codes cast and one-hot-expanded inside the graph (Gather) 0.86x (numpy's
   expansion per chunk, serving/runner.py, costs less).
-- **Encoding** (serving/dna.py): one-hot rows are copied as single 16-byte items with `take()`, and codes are
-  looked up two bytes at a time in a 65,536-entry table (`ascii_codes`; measured while tuning: ~4x one `take()`
-  per byte, whose default bounds mode alone costs 2-3x). `check_onehot` tests 'one base per position' with four
+- **Encoding** (serving/dna.py): one-hot rows are copied as single 16-byte items with `take()`, and codes come
+  from one `bytes.translate` through a 256-byte table (`ascii_codes`; a 65,536-entry pair table read with `take()`
+  was as fast alone but widened its index to int64 first: 26 MB to fault in and zero per 16,384-record batch, 39 vs
+  28 ms of a 200,000-record score run). `check_onehot` tests 'one base per position' with four
   strided adds instead of a sum over the length-4 axis (measured earlier: 2.7 -> 0.7 ms per 1000 sequences).
 - **FASTA** (serving/fasta_parse.py): ~1 MB of text at a time; numpy finds the line breaks and header lines,
   one boolean compress joins the sequence lines, one gather + one decode + one split gives the headers; text with
   anything unusual (non-ASCII, whitespace inside sequence lines) goes through the line-by-line parser instead,
   with the same records and errors. gzip is decompressed one block ahead on another thread (zlib releases the
-  GIL); python-isal decompressed the same file 2.6x faster (not a dependency). `score` reads ahead and writes
-  behind on two more threads (serving/scoring/overlap.py).
+  GIL); python-isal decompressed the same file 2.6x faster (not a dependency). `score` writes behind on another
+  thread, and reads ahead only where the model runs elsewhere (a service, a GPU): on 2 CPU cores the model
+  already fills both, and reading ahead measured no faster (serving/scoring/overlap.py).
 - **Server answers** (serving/service/responses.py, fastpath.py): scores are written as JSON with %.9g in one
   step instead of BentoML's pydantic dump + json.dumps (~1 ms of worker CPU per 1000 sequences, measured while
   tuning), and /predict_codes takes the code bytes as a raw body in an ASGI middleware before BentoML's multipart
