@@ -10,8 +10,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from serving.fasta_headers import Headers
+
 _NEWLINE, _HEADER, _COMMENT = 10, ord(">"), ord(";")
 _INNER_SPACE = (b" ", b"\t", b"\x0b", b"\x0c")  # inside sequence lines: only the line-by-line parser strips them
+_BLANKS = _INNER_SPACE  # in a header: stripped at its ends; an id ends at the first space or tab
 
 
 class FastaError(ValueError):
@@ -24,12 +27,13 @@ class FastaError(ValueError):
 
 
 class FastaBlock(NamedTuple):
-    """Consecutive records. headers: n header texts (after '>', stripped); lines: (n,) 1-based header lines;
+    """Consecutive records. headers: n header texts (after '>', stripped; a list, or serving.fasta_headers.Headers
+    when none has a blank, which makes no string per record until asked); lines: (n,) 1-based header lines;
     offsets: (n + 1,) int64, record i's sequence is data[offsets[i]:offsets[i + 1]]; data: (total,) uint8, the
     sequences' characters (ASCII; a non-ASCII character is one '?' byte, so lengths count characters); texts:
     the exact sequence strings when data replaced a character, else None (strings then come from data)."""
 
-    headers: list[str]
+    headers: list[str] | Headers
     lines: np.ndarray
     offsets: np.ndarray
     data: np.ndarray
@@ -44,8 +48,8 @@ class FastaBlock(NamedTuple):
 
     def ids_and_descriptions(self) -> tuple[list[str], list[str]]:
         """Record ids (the header up to the first space or tab) and the rest of each header."""
-        if not any(c in "".join(self.headers) for c in " \t"):
-            return self.headers, [""] * len(self.headers)
+        if isinstance(self.headers, Headers) or not any(c in "".join(self.headers) for c in " \t"):
+            return self.headers, [""] * len(self.headers)  # Headers hold no blank
         ids, descs = [], []
         for header in self.headers:
             rid, _, desc = header.partition(" ")
@@ -118,8 +122,9 @@ def _parse(buf: bytes, line0: int, allow_empty: bool) -> tuple[FastaBlock, Fasta
                               (seq_before[heads[0] - 1] if len(heads) and heads[0] else 0))).astype(np.int64)
     lines = heads + line0 + 1
     problem, n = None, len(headers)
-    if "" in headers:
-        n = headers.index("")
+    empty = headers.first_empty() if isinstance(headers, Headers) else headers.index("") if "" in headers else None
+    if empty is not None:
+        n = empty
         problem = FastaError("empty header ('>' with no id)", int(lines[n]))
     if not allow_empty:
         empty = np.flatnonzero(np.diff(offsets[:n + 1]) == 0)
@@ -130,16 +135,17 @@ def _parse(buf: bytes, line0: int, allow_empty: bool) -> tuple[FastaBlock, Fasta
     return (block.take(0, n) if n < len(headers) else block), problem, len(nl)
 
 
-def _headers(a: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[str]:
-    """Header texts a[start[i]:end[i]] (each followed by its line break in a), stripped: one gather, one decode
-    and one split for all of them."""
+def _headers(a: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[str] | Headers:
+    """Header texts a[start[i]:end[i]] (each followed by its line break in a), stripped: one gather, then Headers
+    (no blank anywhere: nothing to strip or split off) or one decode and one split for all of them."""
     if len(end) and end[-1] == len(a):  # the last line is a header without a line break
         a = np.append(a, np.uint8(_NEWLINE))
     size = end - start + 1
     idx = np.repeat(start - np.concatenate(([0], np.cumsum(size)[:-1])), size) + np.arange(int(size.sum()))
-    text = a.take(idx, mode="clip").tobytes().decode("ascii")
-    headers = text.split("\n")[:-1]
-    return [h.strip() for h in headers] if any(c in text for c in " \t\x0b\x0c") else headers
+    raw = a.take(idx, mode="clip").tobytes()
+    if not any(c in raw for c in _BLANKS):
+        return Headers(raw, np.cumsum(size) - 1)
+    return [h.strip() for h in raw.decode("ascii").split("\n")[:-1]]
 
 
 def _id(header: str) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from serving.fasta_headers import Headers
+
 DIGITS = 7
 WIDTH = 16  # bytes kept per field: the widest, '-1.234567e-05', has 13 (16: rows of whole 4-byte words)
 NA = "NA"
@@ -101,14 +103,17 @@ def g_text(values: np.ndarray, tab_before: bool = False, newline_after: bool = F
     return chars, sizes
 
 
-def tsv_rows(ids: list[str], *columns: np.ndarray) -> str:
+def tsv_rows(ids: list[str] | Headers, *columns: np.ndarray) -> str:
     """Rows `id<TAB>col1<TAB>col2...<LF>`, each number as '%.7g' writes it, 'NA' for NaN. ids: N strings without
     line breaks; columns: (N,) float32 each. Each row is laid out in 16-byte slots (the id's, one per number) and
     one compress keeps the bytes in use."""
-    if not ids:
+    if not len(ids):
         return ""
-    raw = np.frombuffer(("\n".join(ids) + "\n").encode(), np.uint8)
-    ends = np.flatnonzero(raw == 10)
+    if isinstance(ids, Headers):  # FASTA ids as parsed: already one ASCII text
+        raw, ends = np.frombuffer(ids.text, np.uint8), ids.ends
+    else:
+        raw = np.frombuffer(("\n".join(ids) + "\n").encode(), np.uint8)
+        ends = np.flatnonzero(raw == 10)
     id_sizes = np.diff(ends, prepend=-1) - 1
     id_slots = max(1, -(-int(id_sizes.max()) // WIDTH))
     if len(ends) != len(ids) or id_slots * WIDTH > _ID_WIDTH:  # a line break inside an id, or very long ids
