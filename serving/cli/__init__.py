@@ -78,4 +78,3 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     return run(parser.parse_args(argv))
-
