@@ -50,7 +50,7 @@ The tables above are this run's measurements.
   expansion per chunk, serving/runner.py, costs less).
 - **Encoding** (serving/dna.py): one-hot rows are copied as single 16-byte items with `take()`, and codes come
   from one `bytes.translate` through a 256-byte table (`ascii_codes`; a 65,536-entry pair table read with `take()`
-  was as fast alone but widened its index to int64 first: 26 MB to fault in and zero per 16,384-record batch, 39 vs
+  was as fast alone but widened its index to int64 first: 13 MB to fault in and zero per 16,384-record batch, 39 vs
   28 ms of a 200,000-record score run). `check_onehot` tests 'one base per position' with four
   strided adds instead of a sum over the length-4 axis (measured earlier: 2.7 -> 0.7 ms per 1000 sequences).
 - **FASTA** (serving/fasta_parse.py): ~1 MB of text at a time; numpy finds the line breaks and header lines,
