@@ -1,5 +1,5 @@
 """TSV rows straight from arrays: numbers written exactly as Python's '%.7g' writes them and rows joined by numpy,
-so the score command's writer thread takes ~30% less CPU than with a Python % per row (it shares the cores with the model).
+so the score command's writer thread takes ~30% less CPU than with a Python % per row (it shares the model's cores).
 
 g_text formats one column; tsv_rows joins ids and columns. Rows numpy cannot format exactly go through Python's %.
 """
