@@ -51,11 +51,17 @@ async def _post_loop(host: str, port: int, request: bytes, stop: float, latencie
                 reader, writer = await asyncio.open_connection(host, port)
             writer.write(request)
             status = int((await reader.readline()).split()[1])
-            length = 0
+            length, close = 0, False
             while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
+                name, _, value = line.lower().partition(b":")
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection":
+                    close = b"close" in value
             body = await reader.readexactly(length)
+            if close:  # the server moves this client to another worker (serving/service/balance.py)
+                writer.close()
+                reader = writer = None
             if status == 200 and body.startswith(b"[{") and body.count(b"probability") == 1:
                 latencies.append(time.perf_counter() - t0)
             else:

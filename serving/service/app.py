@@ -30,7 +30,7 @@ from serving.scoring.regions import parse_region
 from serving.service import apidocs
 from serving.service import limits as limits_mod
 from serving.service import uploads
-from serving.service import explainer_link, fastpath, metrics, reuseport, signatures, workers
+from serving.service import balance, explainer_link, fastpath, metrics, reuseport, signatures, workers
 from serving.service.guard import RequestGuard, file_routes
 from serving.service.errorlog import quiet_client_errors
 from serving.service.microbatch import MicroBatcher
@@ -46,6 +46,7 @@ log = logging.getLogger("bentoml.bindcnn.service")
 
 LIMITS = limits_mod.from_env()
 reuseport.arm()  # in `bentoml serve`: workers may listen on sockets of their own (reuseport.adopt)
+balance.arm()  # in `bentoml serve`: its connection counts file goes when it exits
 Stride = Annotated[int, Field(ge=1)]
 Threshold = Annotated[float, Field(ge=0, le=1)]
 Short = Literal["reject", "pad"]
@@ -86,6 +87,7 @@ class BindCNN:
             warm_up()  # fonts and letter outlines now: the first /mutagenesis_logo takes well under a second
         bound_shutdown("bindcnn")  # Ctrl-C / SIGTERM: a few seconds for in-flight requests, then exit
         reuseport.adopt()  # ready: from now on this worker takes its share of new connections on its own socket
+        balance.install(workers.worker_count())  # and closes a keep-alive connection while it holds too many
         log.info("bindcnn: model %s:%s from %s on ONNX Runtime providers %s; tensorflow imported: %s",
                  self.metadata["name"], self.metadata["version"], self.model_dir, self.predictor.providers,
                  "tensorflow" in sys.modules)
@@ -290,6 +292,7 @@ class BindCNN:
         }
 
 
+BindCNN.add_asgi_middleware(balance.ConnectionBalance)  # `Connection: close` while this worker has too many
 BindCNN.add_asgi_middleware(metrics.RejectMetrics)  # outermost: sees every 4xx, the guard's too
 BindCNN.add_asgi_middleware(fastpath.CodesFastPath)  # before the guard, which would refuse a non-multipart body
 BindCNN.add_asgi_middleware(RequestGuard, max_body_bytes=LIMITS.upload_bytes.value, body_env=LIMITS.upload_bytes.env,

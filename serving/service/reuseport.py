@@ -42,9 +42,10 @@ def arm() -> None:
     CircusSocket.bind_and_listen = bind_and_listen
 
 
-def _argument(argv: list[str], name: str) -> str | None:
-    for i, arg in enumerate(argv[:-1]):
-        if arg == name:
+def worker_argument(argv: list[str], name: str) -> str | None:
+    """The value of option `name` (--name V or --name=V) in a BentoML worker's command line, else None."""
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
             return argv[i + 1]
         if arg.startswith(name + "="):
             return arg.split("=", 1)[1]
@@ -58,7 +59,7 @@ def adopt(argv: list[str] | None = None) -> bool:
     which stays in the group), so no connection waits for a worker still loading its model. False, and BentoML's
     shared socket, where anything is missing."""
     argv = sys.argv if argv is None else argv
-    fd, worker = _argument(argv, "--fd"), _argument(argv, "--worker-id")
+    fd, worker = worker_argument(argv, "--fd"), worker_argument(argv, "--worker-id")
     if not (wanted() and fd and fd.isdigit() and worker and worker.isdigit() and int(worker) > 1):
         return False
     shared = socket.socket(fileno=os.dup(int(fd)))
@@ -70,7 +71,7 @@ def adopt(argv: list[str] | None = None) -> bool:
         own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         own.bind(shared.getsockname())
-        own.listen(int(_argument(argv, "--backlog") or 2048))
+        own.listen(int(worker_argument(argv, "--backlog") or 2048))
         own.setblocking(False)
         os.dup2(own.fileno(), int(fd))  # the server will listen on fd N: now this worker's own socket
         own.close()
