@@ -27,17 +27,16 @@ from serving.scoring import mutagenesis as mut
 from serving.scoring import scan as scan_mod
 from serving.scoring import variants as var
 from serving.scoring.regions import parse_region
-from serving.service import apidocs
 from serving.service import limits as limits_mod
-from serving.service import uploads
-from serving.service import balance, explainer_link, fastpath, metrics, reuseport, signatures, workers
+from serving.service import (apidocs, balance, explainer_link, fastpath, metrics, reuseport, signatures, uploads,
+                             workers)
 from serving.service.guard import RequestGuard, file_routes
 from serving.service.errorlog import quiet_client_errors
 from serving.service.microbatch import MicroBatcher
 from serving.service.shutdown import bound_shutdown
 from serving.service.modelref import MODEL_TAG, StoreModel, model_dir_of
 from serving.service.openapi import ErrorBodyMiddleware, document_validation_errors
-from serving.service.responses import items_json, json_response, scores_response
+from serving.service.responses import items_json, json_response, png_response, scores_response
 from serving.service.schemas import (BATCH_MAX_SIZE, SPEC, AttributionMethod, BatchItems, VariantIn,
                                     attribution_method, item_sequence)
 from serving.versions import package_versions
@@ -51,12 +50,6 @@ Stride = Annotated[int, Field(ge=1)]
 Threshold = Annotated[float, Field(ge=0, le=1)]
 Short = Literal["reject", "pad"]
 PNG = Annotated[Path, ContentType("image/png")]
-
-
-def _png(data: bytes) -> Any:
-    from starlette.responses import Response
-
-    return Response(data, media_type="image/png")
 
 
 @bentoml.service(name="bindcnn", **workers.predictor_config())  # BINDCNN_WORKERS: one per core (CPU) / GPU
@@ -236,7 +229,7 @@ class BindCNN:
         delta, _ = self._mutagenesis(sequence, reverse_complement_average)
         buf = io.BytesIO()
         mut.plot_mutagenesis(delta, sequence, buf, alphabet=self.alphabet)
-        return _png(buf.getvalue())
+        return png_response(buf.getvalue())
 
     # ---------------------------------------------------------------------- saliency (explainer worker)
     async def __is_ready__(self) -> bool:
@@ -273,7 +266,7 @@ class BindCNN:
         """One sequence -> its attribution (method and corrected as /saliency) as a sequence logo (PNG)."""
         self._check_text([sequence], LIMITS.saliency_sequences)
         method = attribution_method(method, corrected)
-        return _png(base64.b64decode(await self.link.call("logo", sequence=sequence, method=method)))
+        return png_response(base64.b64decode(await self.link.call("logo", sequence=sequence, method=method)))
 
     @bentoml.api(route="/model")
     async def model_info(self) -> dict[str, Any]:
@@ -292,8 +285,8 @@ class BindCNN:
         }
 
 
-BindCNN.add_asgi_middleware(balance.ConnectionBalance)  # `Connection: close` while this worker has too many
-BindCNN.add_asgi_middleware(metrics.RejectMetrics)  # outermost: sees every 4xx, the guard's too
+BindCNN.add_asgi_middleware(balance.ConnectionBalance)  # outermost: `Connection: close` while it has too many
+BindCNN.add_asgi_middleware(metrics.RejectMetrics)  # sees every 4xx, the guard's too
 BindCNN.add_asgi_middleware(fastpath.CodesFastPath)  # before the guard, which would refuse a non-multipart body
 BindCNN.add_asgi_middleware(RequestGuard, max_body_bytes=LIMITS.upload_bytes.value, body_env=LIMITS.upload_bytes.env,
                             file_fields=file_routes(BindCNN), get_as_post=("/model",))

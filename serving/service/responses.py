@@ -41,3 +41,10 @@ def json_response(text: str):
 def scores_response(prob: np.ndarray, logit: np.ndarray):
     """json_response of scores_json."""
     return json_response(scores_json(prob, logit))
+
+
+def png_response(data: bytes):
+    """PNG bytes -> a starlette Response with media type image/png."""
+    from starlette.responses import Response
+
+    return Response(data, media_type="image/png")
