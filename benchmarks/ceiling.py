@@ -123,6 +123,8 @@ def section_ceiling(med: dict, info: dict, gflops: float, calibration: dict, pro
     worst = min(CEILING_BATCHES, key=lambda b: med["ort"][b] / med["ort-default"][b])
     target("Predictor vs ONNX Runtime defaults (lowest of batch 1, 1000, 4096)", ">= 1.00x",
            med["ort"][worst] / med["ort-default"][worst], 1.0, note=f"at batch {worst}")
+    from serving.calibration import BATCH
+
     plan = calibration.get("plan", {})
     measured = sorted((calibration.get("measured") or {}).items(), key=lambda kv: -(kv[1] or 0))
     cal_rows = [[("**" + name + "**") if name == plan.get("name") else name, fmt(rate or 0)] for name, rate in measured]
@@ -133,8 +135,8 @@ def section_ceiling(med: dict, info: dict, gflops: float, calibration: dict, pro
             f"single measurement: {gflops:,.0f} GFLOP/s), so that a load changing during the run affects both.\n\n"
             + table(["configuration", "ceiling (seq/s)"] + [f"batch {b}" for b in CEILING_BATCHES], rows)
             + f"\n\nCalibration at the predictor's first start ({calibration.get('source', '?')}, "
-              f"{calibration.get('seconds', 0)} s; cached in `{calibration.get('path')}`), sequences/s at batch 2048 "
-              f"(best of a few calls): chosen **{plan.get('name', '?')}** (batches <= 8: {plan.get('small', '?')})."
+              f"{calibration.get('seconds', 0)} s; cached in `{calibration.get('path')}`), sequences/s over "
+              f"runs of {BATCH:,} (best of a few calls): chosen **{plan.get('name', '?')}** (batches <= 8: {plan.get('small', '?')})."
               "\n\n" + table(["candidate", "sequences/s or why not"], cal_rows) + "\n\n" + prof_text)
 
 
