@@ -56,8 +56,8 @@ The tables above are this run's measurements.
 - **FASTA** (serving/fasta_parse.py): ~1 MB of text at a time; numpy finds the line breaks and header lines,
   one boolean compress joins the sequence lines, one gather + one decode + one split gives the headers; text with
   anything unusual (non-ASCII, whitespace inside sequence lines) goes through the line-by-line parser instead,
-  with the same records and errors. gzip is decompressed one block ahead on another thread (zlib releases the
-  GIL); python-isal decompressed the same file 2.6x faster (not a dependency). `score` writes behind on another
+  with the same records and errors. gzip is decompressed one block ahead on another thread with ISA-L
+  (python-isal: 0.044 vs 0.12 s for zlib on the 42 MB file; both release the GIL). `score` writes behind on another
   thread, and reads ahead only where the model runs elsewhere (a service, a GPU): on 2 CPU cores the model
   already fills both, and reading ahead measured no faster (serving/scoring/overlap.py).
 - **Server answers** (serving/service/responses.py, fastpath.py): scores are written as JSON with %.9g in one

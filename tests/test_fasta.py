@@ -1,5 +1,6 @@
 """serving.fasta: streaming FASTA (plain and gzip), its errors, and the decompressed-size cap."""
 import gzip
+import zlib
 import io
 
 import pytest
@@ -42,6 +43,28 @@ def test_truncated_gzip_and_size_cap():
         list(read_fasta(io.BytesIO(data[:-20])))
     with pytest.raises(FastaError, match="larger than 1000 bytes"):
         list(read_fasta(io.BytesIO(data), max_bytes=1000))
+
+
+@pytest.mark.parametrize("damage", ["deflate", "crc", "header"])
+def test_damaged_gzip_is_a_fasta_error_as_with_the_standard_library(damage):
+    """The reader inflates with ISA-L (serving.fasta._gunzip); its own error type must not escape."""
+    import random
+
+    from serving.fasta import _gunzip
+
+    text = "".join(f">r{i}\n{random.Random(i).choice('ACGT') * 200}\n" for i in range(2000)).encode()
+    data = bytearray(gzip.compress(text))
+    if damage == "deflate":
+        data[20:70] = bytes(random.Random(0).randrange(256) for _ in range(50))
+    elif damage == "crc":
+        data[-8:-4] = b"\0\0\0\0"
+    else:
+        data[2] = 9  # an unknown compression method
+    assert type(_gunzip(io.BytesIO(b""))).__module__ == "isal.igzip"  # the fast path is the one tested
+    with pytest.raises(FastaError, match="not valid gzip or is truncated"):
+        list(read_fasta(io.BytesIO(bytes(data))))
+    with pytest.raises((OSError, EOFError, zlib.error)):  # the standard library refuses the same bytes
+        gzip.decompress(bytes(data))
 
 
 def test_write_then_read(tmp_path):
