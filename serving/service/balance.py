@@ -66,6 +66,8 @@ class Share:
     def over_share(self) -> bool:
         """True (and one more connection counted as closing) when this worker holds more than its share."""
         mine = self.counts[self.index] - self.closing
+        if mine <= 1:  # one connection is never more than a share
+            return False
         total = sum(max(0, c) for c in self.counts[:self.workers]) - self.closing
         if mine > -(-total // self.workers):
             self.closing += 1
@@ -137,7 +139,8 @@ def _count(protocol: type) -> None:
 
 
 class ConnectionBalance:
-    """ASGI: adds `Connection: close` to an answer while this worker holds more than its share of connections."""
+    """ASGI: adds `Connection: close` to the answer of a request that came while this worker held more than its
+    share of connections."""
 
     def __init__(self, app):
         self.app = app
@@ -145,12 +148,12 @@ class ConnectionBalance:
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
         share = _share
-        if share is None or scope["type"] != "http":
+        if share is None or scope["type"] != "http" or not share.over_share():  # decided as the request comes
             return await self.app(scope, receive, send)
 
-        async def send_balanced(message: Message) -> None:
-            if message["type"] == "http.response.start" and share.over_share():
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", ()), CLOSE]}
             await send(message)
 
-        await self.app(scope, receive, send_balanced)
+        await self.app(scope, receive, send_closing)
