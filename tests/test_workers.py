@@ -68,3 +68,30 @@ def test_each_worker_gets_its_own_gpu(monkeypatch):
 
 def test_available_cpus_is_at_least_one_and_at_most_the_affinity():
     assert 1 <= workers.available_cpus() <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("value, traced", [(None, False), ("0", False), ("1", True)])
+def test_no_opentelemetry_span_per_request_unless_asked(monkeypatch, value, traced):
+    if value is None:
+        monkeypatch.delenv(workers.TRACING_ENV, raising=False)
+    else:
+        monkeypatch.setenv(workers.TRACING_ENV, value)
+    config = workers.predictor_config()
+    assert ("tracing" not in config) is traced
+    if not traced:
+        from opentelemetry.util.http import ExcludeList
+
+        excluded = ExcludeList(config["tracing"]["excluded_urls"])  # as BentoML builds it for the middleware
+        assert excluded.url_disabled("http://127.0.0.1:3000/predict_one")
+        assert excluded.url_disabled("http://[::1]:8080/model?x=1")
+
+
+def test_a_real_server_traces_requests_only_with_bindcnn_tracing(trained, server):
+    """BentoML's OpenTelemetry middleware names each traced request in X-BentoML-Request-ID: absent by default."""
+    import httpx
+
+    from serving.service.launch import Server
+
+    assert "x-bentoml-request-id" not in httpx.get(f"{server.url}/model", timeout=30).headers
+    with Server(env={"BINDCNN_MODEL": trained["tag"], workers.TRACING_ENV: "1", workers.WORKERS_ENV: "1"}) as traced:
+        assert "x-bentoml-request-id" in httpx.get(f"{traced.url}/model", timeout=30).headers

@@ -15,6 +15,7 @@ from serving.service.limits import _positive_int
 
 WORKERS_ENV = "BINDCNN_WORKERS"
 THREADS_ENV = "BINDCNN_THREADS"  # intra-op threads of each worker's ONNX Runtime session (serving.predictor)
+TRACING_ENV = "BINDCNN_TRACING"  # 1: BentoML's OpenTelemetry spans on every request (its tracing config decides)
 TIMEOUT_S = 300  # one request at most (a 1 Mb /scan); BentoML's default is 60
 
 
@@ -53,9 +54,21 @@ def threads_per_worker(workers: int | None = None) -> int:
 
 
 def predictor_config() -> dict:
-    """Keyword arguments of the predictor's @bentoml.service: its workers, request timeout, and no probing of
-    the explainer from /readyz (serving.service.explainer_link.ExplainerLink.ready does that, without hanging)."""
-    return {"workers": worker_count(), "traffic": {"timeout": TIMEOUT_S}, "runner_probe": {"enabled": False}}
+    """Keyword arguments of the predictor's @bentoml.service: its workers, request timeout, no probing of the
+    explainer from /readyz (serving.service.explainer_link.ExplainerLink.ready does that, without hanging), and
+    tracing_config()."""
+    return {"workers": worker_count(), "traffic": {"timeout": TIMEOUT_S}, "runner_probe": {"enabled": False},
+            **tracing_config()}
+
+
+def tracing_config() -> dict:
+    """No OpenTelemetry span per request unless BINDCNN_TRACING=1: BentoML's middleware made one for every request
+    even with its default sample rate of 0 (nothing exported), and without it a worker's CPU per /predict_one
+    request went from 0.81-0.91 to 0.44-0.46 ms (32 clients of benchmarks/batching.py, 3 runs each). Its only other trace is the
+    X-BentoML-Request-ID answer header. With BINDCNN_TRACING=1, BentoML's tracing configuration applies."""
+    if os.environ.get(TRACING_ENV, "0") not in ("", "0"):
+        return {}
+    return {"tracing": {"excluded_urls": [".*"]}}  # regular expressions, searched in each request's URL
 
 
 def pin_gpu(worker_index: int | None = None) -> str | None:
