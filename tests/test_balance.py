@@ -175,3 +175,25 @@ def test_without_a_writable_folder_the_worker_serves_unbalanced(monkeypatch, tmp
         assert balance.install(2, ["--fd", str(sock.fileno()), "--worker-id", "1"]) is None
     finally:
         sock.close()
+
+
+def test_arm_removes_the_counts_files_of_servers_that_are_gone(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    monkeypatch.delenv(balance.ENV, raising=False)
+    monkeypatch.setattr(balance, "slots_folder", lambda: str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["bentoml", "serve"])
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{balance.PREFIX}{gone.stdout.strip()}-3000"
+    alive = tmp_path / f"{balance.PREFIX}{os.getppid()}-3000"
+    for path in (dead, alive):
+        path.write_bytes(b"\0" * 16)
+    registered = []
+    monkeypatch.setattr(balance.atexit, "register", registered.append)
+    balance.arm()
+    assert not dead.exists() and alive.exists()
+    mine = tmp_path / f"{balance.PREFIX}{os.getpid()}-3000"
+    mine.write_bytes(b"\0" * 16)
+    registered[0]()  # at exit: this server's own files go
+    assert not mine.exists() and alive.exists()

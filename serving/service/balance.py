@@ -24,6 +24,7 @@ log = logging.getLogger("bentoml.bindcnn.balance")
 ENV = "BINDCNN_BALANCE"
 SLOTS = 1024  # int32 counts, one per worker (worker i in slot i - 1)
 CLOSE = (b"connection", b"close")
+PREFIX = "bindcnn-connections-"  # + the server's pid + "-" + its port
 _share: "Share | None" = None  # this worker's, once install() ran
 
 Message = dict[str, Any]
@@ -33,11 +34,14 @@ def wanted() -> bool:
     return os.environ.get(ENV, "1") != "0"
 
 
+def slots_folder() -> str:
+    """/dev/shm where there is one (memory, never written to disk), else the temporary folder."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
 def slots_path(server_pid: int, port: int) -> str:
-    """The counts file of the server whose `bentoml serve` process is server_pid, listening on port: in /dev/shm
-    where there is one (memory, never written to disk), else the temporary folder."""
-    folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
-    return os.path.join(folder, f"bindcnn-connections-{server_pid}-{port}")
+    """The counts file of the server whose `bentoml serve` process is server_pid, listening on port."""
+    return os.path.join(slots_folder(), f"{PREFIX}{server_pid}-{port}")
 
 
 class Share:
@@ -76,19 +80,33 @@ class Share:
 
 
 def arm() -> None:
-    """In `bentoml serve` (no --fd in argv): remove this server's counts files when it exits."""
+    """In `bentoml serve` (no --fd in argv): remove this server's counts files when it exits, and those of servers
+    that are gone without removing theirs (killed)."""
     if "--fd" in sys.argv or not wanted():
         return
-    pattern = slots_path(os.getpid(), 0)[:-1] + "*"
+    prefix = os.path.join(slots_folder(), PREFIX)
+    for path in glob.glob(prefix + "*"):
+        pid = path[len(prefix):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            _unlink(path)
+    atexit.register(lambda: [_unlink(path) for path in glob.glob(f"{prefix}{os.getpid()}-*")])
 
-    def remove() -> None:
-        for path in glob.glob(pattern):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
-    atexit.register(remove)
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        pass
+    return True
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def install(workers: int, argv: list[str] | None = None) -> Share | None:
