@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from serving.artifact import ONNX_FILE
 
-VERSION = 2  # bump when candidates or the record change: older records are then ignored
+VERSION = 3  # bump when candidates or the record change: older records are then ignored
 FOLDER = "calibration"
 FLAGS = ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "avx2", "fma", "avx", "sse4_2", "neon", "asimd")
 
