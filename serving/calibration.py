@@ -66,8 +66,8 @@ def candidates(metadata: dict[str, Any], threads: int) -> list[Plan]:
         if cores == 1:
             out += [base.with_(options="nospin", chunk=c) for c in (128, 256, 1024)]
             continue
-        # Python threads: runs of 128 or 192 (on the 2-core EPYC 256 ran 3-7% slower at batch 1000, 1-2% at 4096,
-        # yet won calibrations by noise; 192 matched 128)
+        # Python threads: runs of 128 or 192. On the 2-core EPYC, runs of 256 were 3-7% slower than the better of
+        # those at batch 1000 and 1-3% at 4096 (python -m benchmarks.plans, 4 times), yet won calibrations by noise.
         out += [base.with_(options="spin", chunk=256), base.with_(options="nospin", chunk=256),
                 base.with_(options="nospin", parallel=True, chunk=128),
                 base.with_(options="nospin", parallel=True, chunk=192)]

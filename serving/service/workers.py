@@ -63,9 +63,9 @@ def predictor_config() -> dict:
 
 def tracing_config() -> dict:
     """No OpenTelemetry span per request unless BINDCNN_TRACING=1: BentoML's middleware made one for every request
-    even with its default sample rate of 0 (nothing exported), and without it a worker's CPU per /predict_one
-    request went from 0.81-0.91 to 0.44-0.46 ms (32 clients of benchmarks/batching.py, 3 runs each). Its only other trace is the
-    X-BentoML-Request-ID answer header. With BINDCNN_TRACING=1, BentoML's tracing configuration applies."""
+    even with its default sample rate of 0 (nothing exported); a worker's CPU per /predict_one request at 32 clients
+    was 0.81-0.95 ms with it and 0.48-0.69 ms without (benchmarks section 4, four runs each). Its only other trace
+    is the X-BentoML-Request-ID answer header. With BINDCNN_TRACING=1, BentoML's tracing configuration applies."""
     if os.environ.get(TRACING_ENV, "0") not in ("", "0"):
         return {}
     return {"tracing": {"excluded_urls": [".*"]}}  # regular expressions, searched in each request's URL
