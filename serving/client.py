@@ -5,14 +5,19 @@ requests of `batch_size` sequences concurrently (bounded thread pool), retrying 
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
+from urllib.parse import urlencode
 
 import numpy as np
 
+from serving import http_connection
 from serving.dna import ALPHABET, encode_codes
+from serving.http_connection import Answer
+from serving.scores_wire import MEDIA_TYPE, scores_from_bytes
 
 log = logging.getLogger("bindcnn.client")
 
@@ -35,7 +40,10 @@ class HttpPredictor:
     `batch_size` sequences, `workers` at a time; a connection error or a 5xx/429 answer is retried `retries`
     times with exponential back-off, then ServiceError is raised. Sequences travel as codes, one byte per
     position (/predict_codes: no JSON, 16x smaller than one-hot); with reverse-complement averaging the
-    service scores both strands (/predict_codes' reverse_complement_average).
+    service scores both strands (/predict_codes' reverse_complement_average). Scores come back as float32 bytes
+    (serving.scores_wire) where the service sends them, else as JSON. Over plain http:// without a proxy, the code
+    requests go through the standard library's http.client (serving.http_connection, less CPU per request); httpx
+    carries everything else.
     """
 
     prefers_strings = False  # scoring hands over codes (serving.scoring.score), sent as bytes
@@ -55,6 +63,9 @@ class HttpPredictor:
         self._httpx = httpx
         self.client = httpx.Client(base_url=self.url, timeout=timeout,
                                    limits=httpx.Limits(max_connections=self.workers + 2))
+        self.timeout = timeout
+        self.direct = (http_connection.Connections(self.url, timeout)
+                       if http_connection.direct_http(self.url) else None)
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bindcnn-http")
         self.metadata: dict[str, Any] = {}
         if length is None or alphabet is None:
@@ -65,28 +76,41 @@ class HttpPredictor:
     # -- plumbing ---------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs) -> Any:
         """One request with bounded retries; returns the decoded JSON body."""
-        httpx = self._httpx
+        return json.loads(self._exchange(method, path, **kwargs).body)
+
+    def _exchange(self, method: str, path: str, **kwargs) -> Answer:
+        """One request with bounded retries: a connection error or a RETRY_STATUS answer is tried again, a 4xx
+        raises ServiceError (with .status). Returns the successful Answer."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                resp = self.client.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
+                answer = self._send(method, path, **kwargs)
+            except (self._httpx.TransportError, *http_connection.TRANSPORT_ERRORS) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 log.info("%s %s failed (%s), attempt %d/%d", method, path, last, attempt + 1, self.retries + 1)
                 continue
-            if resp.status_code in RETRY_STATUS:
-                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+            text = answer.body[:500].decode("utf-8", "replace")
+            if answer.status in RETRY_STATUS:
+                last = f"HTTP {answer.status}: {text[:300]}"
                 log.info("%s %s: %s, attempt %d/%d", method, path, last, attempt + 1, self.retries + 1)
                 continue
-            if resp.status_code >= 400:
-                error = ServiceError(f"{self.url}{path} refused the request (HTTP {resp.status_code}): "
-                                     f"{resp.text[:500]}")
-                error.status = resp.status_code
+            if answer.status >= 400:
+                error = ServiceError(f"{self.url}{path} refused the request (HTTP {answer.status}): {text}")
+                error.status = answer.status
                 raise error
-            return resp.json()
+            return answer
         raise ServiceError(f"{self.url}{path} did not answer after {self.retries + 1} attempts ({last})")
+
+    def _send(self, method: str, path: str, **kwargs) -> Answer:
+        """One attempt: a raw body (content=) over http.client where the URL allows, anything else with httpx."""
+        if self.direct is not None and method == "POST" and set(kwargs) <= {"content", "params", "headers"}:
+            query = urlencode(kwargs.get("params") or {})
+            return self.direct.post(path + ("?" + query if query else ""), kwargs["content"], kwargs["headers"])
+        resp = self.client.request(method, path, **kwargs)
+        media = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+        return Answer(resp.status_code, media, resp.content)
 
     def model_info(self) -> dict[str, Any]:
         """The service's /model answer, flattened so that sequence_length/alphabet are top-level."""
@@ -121,14 +145,20 @@ class HttpPredictor:
         return prob, logit
 
     def _post_codes(self, codes: np.ndarray, rc: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """The codes as the raw body (the service's fast path); as a multipart upload where that is refused (415:
-        a service without serving/service/fastpath.py), from then on."""
+        """The codes as the raw body (the service's fast path, scores back as bytes); as a multipart upload where
+        that is refused (415: a service without serving/service/fastpath.py), from then on."""
         data = np.ascontiguousarray(codes, np.uint8).tobytes()
         if self.raw_codes:
             try:
-                body = self._request("POST", "/predict_codes", content=data, params={"reverse_complement_average":
-                                     str(rc).lower()}, headers={"content-type": "application/octet-stream"})
-                return self._unpack(body, len(codes), "/predict_codes")
+                answer = self._exchange("POST", "/predict_codes", content=data,
+                                        params={"reverse_complement_average": str(rc).lower()},
+                                        headers={"content-type": MEDIA_TYPE, "accept": f"{MEDIA_TYPE}, application/json"})
+                if answer.content_type == MEDIA_TYPE:
+                    try:
+                        return scores_from_bytes(answer.body, len(codes))
+                    except ValueError as exc:
+                        raise ServiceError(f"/predict_codes: {exc}") from None
+                return self._unpack(json.loads(answer.body), len(codes), "/predict_codes")
             except ServiceError as exc:
                 if getattr(exc, "status", None) != 415:
                     raise
@@ -161,6 +191,8 @@ class HttpPredictor:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+        if self.direct is not None:
+            self.direct.close()
 
     def __enter__(self) -> "HttpPredictor":
         return self

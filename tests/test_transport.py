@@ -82,28 +82,54 @@ def test_raw_body_fast_path_answers_like_the_multipart_form(http, predictor, seq
     assert http.post("/predict_codes", content=codes.tobytes(), headers={"content-type": "text/plain"}).status_code == 415
 
 
+def test_raw_body_fast_path_answers_float32_bytes_when_asked(http, predictor, seqs):
+    from serving.scores_wire import scores_from_bytes
+
+    codes = encode_codes(seqs, predictor.length, predictor.alphabet)
+    octet = {"content-type": "application/octet-stream"}
+    as_json = http.post("/predict_codes", content=codes.tobytes(), headers=octet).json()
+    for accept in ("application/octet-stream", "application/json;q=0.5, application/octet-stream"):
+        raw = http.post("/predict_codes", content=codes.tobytes(), headers={**octet, "accept": accept})
+        assert raw.status_code == 200 and raw.headers["content-type"] == "application/octet-stream"
+        assert len(raw.content) == 8 * len(seqs)
+        prob, logit = scores_from_bytes(raw.content, len(seqs))
+        # JSON prints float32 with 9 digits, which gives back the same float32: the two answers are equal
+        np.testing.assert_array_equal(prob, np.float32(as_json["probability"]))
+        np.testing.assert_array_equal(logit, np.float32(as_json["logit"]))
+    refused = http.post("/predict_codes", content=codes.tobytes(), headers={**octet, "accept": "application/octet-stream;q=0"})
+    assert refused.headers["content-type"] == "application/json" and refused.json() == as_json
+    bad = http.post("/predict_codes", content=b"\x09" * 200, headers={**octet, "accept": "application/octet-stream"})
+    assert bad.status_code == 400 and "code 9" in bad.json()["error"]  # errors stay JSON
+
+
 def test_client_falls_back_to_multipart_where_the_raw_body_is_refused(server, predictor, seqs, monkeypatch):
     from serving.client import HttpPredictor
 
+    from serving.http_connection import Answer
+
     with HttpPredictor(server.url, batch_size=100, workers=1) as remote:
-        real = remote.client.request
+        assert remote.direct is not None  # plain http:// without a proxy: the raw bodies go through http.client
+        sent = []
 
-        def no_fast_path(method, path, **kw):  # as a service without serving/service/fastpath.py answers
-            if "content" in kw:
-                return httpx.Response(415, text="takes a multipart/form-data upload", request=httpx.Request(method, path))
-            return real(method, path, **kw)
+        def no_fast_path(path, body, headers):  # as a service without serving/service/fastpath.py answers
+            sent.append(path)
+            return Answer(415, "application/json", b'{"error": "takes a multipart/form-data upload"}')
 
-        monkeypatch.setattr(remote.client, "request", no_fast_path)
+        monkeypatch.setattr(remote.direct, "post", no_fast_path)
         got = remote.predict_sequences(seqs)
-        assert remote.raw_codes is False
+        assert remote.raw_codes is False and sent == ["/predict_codes?reverse_complement_average=false"]
     np.testing.assert_allclose(got["logit"], predictor.predict_sequences(seqs)["logit"], atol=1e-5)
 
 
 def test_predict_codes_is_documented(http):
     doc = http.get("/docs.json").json()
     op = doc["paths"]["/predict_codes"]["post"]
-    assert "multipart/form-data" in op["requestBody"]["content"]
+    assert {"multipart/form-data", "application/octet-stream"} <= set(op["requestBody"]["content"])
+    assert set(op["responses"]["200"]["content"]) == {"application/json", "application/octet-stream"}
+    assert "float32 little-endian" in op["responses"]["200"]["description"]
+    assert [p["name"] for p in op["parameters"] if p["in"] == "query"] == ["reverse_complement_average"]
     assert "codes" in str(op["requestBody"]) and (op.get("summary") or op.get("description"))
+    assert "example.fa" not in op["description"]  # a FASTA is no codes upload
 
 
 def test_http_predictor_sends_codes_and_matches_local(server, predictor, seqs, monkeypatch):
@@ -111,12 +137,19 @@ def test_http_predictor_sends_codes_and_matches_local(server, predictor, seqs, m
 
     sent = []
     with HttpPredictor(server.url, batch_size=7, workers=3) as remote:
-        real = remote._request
-        monkeypatch.setattr(remote, "_request", lambda method, path, **kw: sent.append(path) or real(method, path, **kw))
+        real = remote.direct.post
+
+        def post(path, body, headers):
+            answer = real(path, body, headers)
+            sent.append((path.split("?")[0], answer.content_type))
+            return answer
+
+        monkeypatch.setattr(remote.direct, "post", post)
         got = remote.predict_sequences(seqs)
         codes = encode_codes(seqs, predictor.length, predictor.alphabet)
         onehot = remote.predict_onehot(predictor_onehot(codes), reverse_complement_average=True)
-    assert set(sent) == {"/predict_codes"} and len(sent) == 2 * 5  # 30 sequences in requests of 7, twice
+    # 30 sequences in requests of 7, twice; every answer as float32 bytes
+    assert sent == [("/predict_codes", "application/octet-stream")] * (2 * 5)
     np.testing.assert_allclose(got["logit"], predictor.predict_sequences(seqs)["logit"], atol=1e-5)
     np.testing.assert_allclose(onehot["logit"], predictor.predict_sequences(seqs, True)["logit"], atol=1e-5)
 

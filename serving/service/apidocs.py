@@ -120,7 +120,33 @@ def describe_spec(spec: dict[str, Any], version: str) -> dict[str, Any]:
             op["summary"] = summary[:120]
             op["tags"] = [tag]
             _add_example(spec, route, op, length)
+    for op in (spec.get("paths", {}).get("/predict_codes") or {}).values():
+        if isinstance(op, dict) and "requestBody" in op:
+            _document_raw_codes(op, length)
     return spec
+
+
+def _document_raw_codes(op: dict[str, Any], length: int) -> None:
+    """/predict_codes' fastest form (serving/service/fastpath.py): the codes as the raw body, the scores back as
+    float32 bytes when asked (serving.scores_wire); BentoML documents only its multipart form."""
+    binary = {"type": "string", "format": "binary"}
+    op["requestBody"].setdefault("content", {})["application/octet-stream"] = {"schema": {
+        **binary, "description": f"N x {length} bytes, one per position (0-3 = A, C, G, T, 4 = N), rows back to back; "
+                                 f"or a .npy of integers (N, {length})"}}
+    params = op.setdefault("parameters", [])
+    params[:] = [p for p in params if p.get("name") != "reverse_complement_average"]
+    params.append({
+        "name": "reverse_complement_average", "in": "query", "required": False, "schema": {"type": "boolean"},
+        "description": "with a raw (application/octet-stream) body: average both strands' logits"})
+    ok = op.get("responses", {}).get("200")
+    if isinstance(ok, dict):
+        ok.setdefault("content", {})["application/octet-stream"] = {"schema": binary}
+        ok["description"] = ("Scores as JSON; or, for a raw body sent with `Accept: application/octet-stream`, 8 N "
+                             "bytes: float32 little-endian, the N probabilities then the N logits")
+    op["description"] = (op.get("description") or "").split("\n\nUpload a file")[0] + (
+        "\n\nThe fastest form, e.g. for codes.bin holding N x " + str(length) + " bytes:\n\n```\ncurl --data-binary "
+        "@codes.bin -H 'Content-Type: application/octet-stream' -H 'Accept: application/octet-stream' "
+        "'http://HOST/predict_codes?reverse_complement_average=false'\n```")
 
 
 def _tag_of(route: str) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
+from serving.scores_wire import MEDIA_TYPE, accepts_binary, scores_to_bytes
+
 ROUTE = "/predict_codes"
-OCTET = b"application/octet-stream"
+OCTET = MEDIA_TYPE.encode()
 SERVED: dict[str, Any] = {}  # {"predictor", "limits"}: set by BindCNN.__init__ in this worker
 
 Message = dict[str, Any]
@@ -20,7 +22,8 @@ Message = dict[str, Any]
 
 class CodesFastPath:
     """ASGI: POST /predict_codes, Content-Type application/octet-stream, body N x L code bytes (or a .npy),
-    ?reverse_complement_average=true -> {"probability": [...], "logit": [...]} as the multipart form answers."""
+    ?reverse_complement_average=true -> {"probability": [...], "logit": [...]} as the multipart form answers, or
+    the same scores as float32 bytes where the request says Accept: application/octet-stream (serving.scores_wire)."""
 
     def __init__(self, app):
         self.app = app
@@ -44,11 +47,12 @@ class CodesFastPath:
                                                        f"bytes (server setting {limits.upload_bytes.env})"))
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         rc = query.get("reverse_complement_average", ["false"])[-1].lower() in ("1", "true", "yes")
-        status, body = await _score(b"".join(chunks), rc)
-        await _answer(send, status, body)
+        binary = accepts_binary(_header(scope, b"accept").decode("latin-1"))
+        status, body = await _score(b"".join(chunks), rc, binary)
+        await _answer(send, status, body, OCTET if binary and status == 200 else b"application/json")
 
 
-async def _score(data: bytes, rc: bool) -> tuple[int, bytes]:
+async def _score(data: bytes, rc: bool, binary: bool) -> tuple[int, bytes]:
     from anyio import to_thread
     from bentoml.exceptions import BentoMLException
 
@@ -65,16 +69,22 @@ async def _score(data: bytes, rc: bool) -> tuple[int, bytes]:
             return int(exc.error_code), _error(str(exc))
         out = predictor.predict_codes(codes, rc)
         metrics.scored(len(codes))
+        if binary:
+            return 200, scores_to_bytes(out["probability"], out["logit"])
         return 200, scores_json(out["probability"], out["logit"]).encode()
 
     return await to_thread.run_sync(work)  # the model off the event loop, as BentoML runs sync APIs
 
 
-def _content_type(scope: dict) -> bytes:
+def _header(scope: dict, name: bytes) -> bytes:
     for key, value in scope.get("headers", ()):
-        if key == b"content-type":
-            return value.split(b";")[0].strip().lower()
+        if key == name:
+            return value
     return b""
+
+
+def _content_type(scope: dict) -> bytes:
+    return _header(scope, b"content-type").split(b";")[0].strip().lower()
 
 
 def _error(message: str) -> bytes:
@@ -83,7 +93,8 @@ def _error(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-async def _answer(send: Callable[[Message], Awaitable[None]], status: int, body: bytes) -> None:
+async def _answer(send: Callable[[Message], Awaitable[None]], status: int, body: bytes,
+                  media_type: bytes = b"application/json") -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
