@@ -65,7 +65,8 @@ class PredictorLike(Protocol):
 
     prefers_strings: True when sequences are cheaper to send as text than as one-hot; scoring then validates
     text without encoding it and calls predict_sequences. A predictor with predict_codes((N, L) uint8) gets
-    FASTA records as codes (Predictor, serving.client.HttpPredictor)."""
+    FASTA records as codes (Predictor, serving.client.HttpPredictor); one with start_codes (Predictor) is handed
+    each batch before the next one is read."""
 
     length: int
     alphabet: str
@@ -75,6 +76,13 @@ class PredictorLike(Protocol):
 
     def predict_sequences(self, sequences: Sequence[str], reverse_complement_average: bool = False
                           ) -> dict[str, np.ndarray]: ...
+
+
+class Pending:
+    """Scores being computed (Predictor.start_codes): result() -> {"probability", "logit"} (N,) float32, once."""
+
+    def __init__(self, finish):
+        self.result = finish
 
 
 class Predictor:
@@ -162,12 +170,23 @@ class Predictor:
         """codes: (N, L) uint8, 0-3 = the alphabet's letters, 4 = N (serving.dna.encode_codes; already
         validated) -> probability, logit (N,) float32. Cheaper than predict_onehot from text: each chunk is
         expanded to one-hot just before its run."""
+        return self.start_codes(codes, reverse_complement_average).result()
+
+    def start_codes(self, codes: np.ndarray, reverse_complement_average: bool = False) -> Pending:
+        """predict_codes begun on the plan's other threads (serving.runner.Job); result() finishes it on the
+        calling thread too. Meanwhile the caller may do its own work (serving.scoring.score reads its next batch)
+        and the cores stay busy."""
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
-        prob, logit = self.runner.run_codes(codes)
-        if reverse_complement_average:
-            rc = np.where(codes < 4, 3 - codes, codes)[:, ::-1]  # complement of ACGT codes, reversed
-            return average_strands(logit, self.runner.run_codes(np.ascontiguousarray(rc, np.uint8))[1])
-        return {"probability": prob, "logit": logit}
+        job = self.runner.start_codes(codes)
+
+        def finish() -> dict[str, np.ndarray]:
+            prob, logit = job.finish()
+            if reverse_complement_average:
+                rc = np.where(codes < 4, 3 - codes, codes)[:, ::-1]  # complement of ACGT codes, reversed
+                return average_strands(logit, self.runner.run_codes(np.ascontiguousarray(rc, np.uint8))[1])
+            return {"probability": prob, "logit": logit}
+
+        return Pending(finish)
 
     def predict_sequences(self, sequences: Sequence[str], reverse_complement_average: bool = False
                           ) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,45 @@ def _run_of(session):
     return fast
 
 
+class Job:
+    """One batch split into parts, run by whichever threads call work(): the plan's pool threads, started at once,
+    and the caller in finish(), which returns (prob (n,), logit (n,)) float32 when every part is done. Between the
+    start and finish() the caller may do other work (score reads its next batch) while the pool keeps going."""
+
+    def __init__(self, n: int, parts: list[tuple[int, int]], one):
+        self.n, self._one = n, one
+        self._parts = iter(parts)
+        self._lock = threading.Lock()
+        self._whole = parts == [(0, n)]
+        self.helpers: list = []
+        self.prob, self.logit = (None, None) if self._whole else (np.empty(n, np.float32), np.empty(n, np.float32))
+
+    def work(self) -> None:
+        while True:
+            with self._lock:
+                ab = next(self._parts, None)
+            if ab is None:
+                return
+            try:
+                self.prob[ab[0]:ab[1]], self.logit[ab[0]:ab[1]] = self._one(*ab)
+            except BaseException:
+                with self._lock:
+                    self._parts = iter(())  # the other threads stop at their next part
+                raise
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._whole:
+            return self._one(0, self.n)
+        try:
+            self.work()
+        finally:  # a helper still queued behind another job's finds nothing left: drop it rather than wait for it
+            wait([helper for helper in self.helpers if not helper.cancel()])  # none left writing into the arrays
+        for helper in self.helpers:
+            if not helper.cancelled():
+                helper.result()  # a part's error, raised here
+        return self.prob, self.logit
+
+
 def _parts(n: int, chunk: int, ways: int) -> list[tuple[int, int]]:
     """(start, stop) of equal parts of n rows: at most `chunk` rows each, a multiple of `ways` parts when
     there is more than one, so parallel threads get the same work."""
@@ -123,7 +162,8 @@ class Runner:
             self._small_args = (self.model_dir, "model.onnx", "ort-default", plan.threads, providers)
         self._small = None if self._small_args else self.session
         self._lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(plan.threads, thread_name_prefix="bindcnn-ort") \
+        # The calling thread runs parts too (Job.finish), so the pool holds the plan's other threads.
+        self.pool = ThreadPoolExecutor(plan.threads - 1, thread_name_prefix="bindcnn-ort") \
             if plan.parallel and plan.threads > 1 else None
 
     @property
@@ -139,37 +179,32 @@ class Runner:
         p, z = _run_of(session)(OUTPUTS, {self.input_name: x})
         return p.reshape(-1), z.reshape(-1)
 
-    def _each(self, n: int, one) -> tuple[np.ndarray, np.ndarray]:
-        """one(start, stop) -> (prob, logit) of those rows, for every part of n rows (on the pool when parallel),
-        gathered in order."""
+    def _start(self, n: int, one) -> Job:
+        """A Job calling one(start, stop) -> (prob, logit) for every part of n rows, begun on the pool's threads
+        when the plan is parallel (otherwise the parts all run in finish())."""
         parts = _parts(n, self.plan.chunk, self.plan.threads if self.pool is not None else 1)
-        if len(parts) == 1:
-            return one(0, n)
-        prob, logit = np.empty(n, np.float32), np.empty(n, np.float32)
-
-        def fill(ab: tuple[int, int]) -> None:
-            prob[ab[0]:ab[1]], logit[ab[0]:ab[1]] = one(*ab)
-
-        if self.pool is None:
-            for ab in parts:
-                fill(ab)
-        else:
-            list(self.pool.map(fill, parts))
-        return prob, logit
+        job = Job(n, parts, one)
+        if self.pool is not None and len(parts) > 1:
+            job.helpers = [self.pool.submit(job.work) for _ in range(min(self.plan.threads - 1, len(parts) - 1))]
+        return job
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x: (N, L, 4) float32, C-contiguous -> prob (N,), logit (N,)."""
         if len(x) <= SMALL_BATCH:  # inlined: at batch 1 each Python call is ~5% of the run
             p, z = _run_of(self._small or self.small_session)(OUTPUTS, {self.input_name: x})
             return p.reshape(-1), z.reshape(-1)
-        return self._each(len(x), lambda a, b: self._one(self.session, x[a:b]))
+        return self._start(len(x), lambda a, b: self._one(self.session, x[a:b])).finish()
 
     def run_codes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """codes: (N, L) uint8 (0-3 = alphabet, 4 = N) -> prob (N,), logit (N,); each part is expanded to
         one-hot just before its run, so the float array never exists whole (and stays in cache)."""
+        return self.start_codes(codes).finish()
+
+    def start_codes(self, codes: np.ndarray) -> Job:
+        """run_codes begun on the pool's threads; Job.finish() completes it on the calling thread too."""
         if len(codes) <= SMALL_BATCH:
-            return self._one(self.small_session, codes_to_onehot(codes))
-        return self._each(len(codes), lambda a, b: self._one(self.session, codes_to_onehot(codes[a:b])))
+            return Job(len(codes), [(0, len(codes))], lambda a, b: self._one(self.small_session, codes_to_onehot(codes)))
+        return self._start(len(codes), lambda a, b: self._one(self.session, codes_to_onehot(codes[a:b])))
 
     def close(self) -> None:
         if self.pool is not None:

@@ -145,6 +145,62 @@ def test_parallel_and_chunked_runs_keep_the_order(trained, n):
         np.testing.assert_allclose(Runner(trained["dir"], plan, meta["input_name"]).run(x)[1], ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [5, 9, 1000])
+def test_codes_started_then_finished_equal_the_one_hot_run(trained, n):
+    """Runner.start_codes returns with the pool's threads at work; finish() (the caller joining in) gives what
+    run() gives on the same sequences as one-hot."""
+    from serving.dna import codes_to_onehot
+
+    meta = trained["meta"]
+    codes = np.random.default_rng(n).integers(0, 5, (n, meta["sequence_length"]), dtype=np.uint8)
+    runner = Runner(trained["dir"], Plan(options="nospin", threads=2, parallel=True, chunk=64, small="single"),
+                    meta["input_name"])
+    job = runner.start_codes(codes)
+    prob, logit = job.finish()
+    ref = runner.run(codes_to_onehot(codes))
+    np.testing.assert_array_equal(logit, ref[1])
+    np.testing.assert_array_equal(prob, ref[0])
+
+
+def test_a_failing_part_stops_the_job_and_is_raised_by_finish():
+    """serving.runner.Job: every part runs once, on the pool's threads and the caller's; an error in one part stops
+    the others at their next part, finish() raises it and returns only when no thread still writes."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.runner import Job
+
+    done, threads = [], set()
+
+    def one(a, b):
+        time.sleep(0.002)
+        threads.add(threading.current_thread().name)
+        done.append(a)
+        return np.arange(a, b, dtype=np.float32), -np.arange(a, b, dtype=np.float32)
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="helper")
+    parts = [(i, i + 10) for i in range(0, 200, 10)]
+    job = Job(200, parts, one)
+    job.helpers = [pool.submit(job.work)]
+    prob, logit = job.finish()
+    assert sorted(done) == [a for a, _ in parts] and len(threads) == 2  # each part once; both threads worked
+    np.testing.assert_array_equal(prob, np.arange(200)) and np.testing.assert_array_equal(logit, -np.arange(200))
+
+    def failing(a, b):
+        if a == 50:
+            raise ValueError("part 50")
+        return one(a, b)
+
+    done.clear()
+    job = Job(200, parts, failing)
+    job.helpers = [pool.submit(job.work)]
+    with pytest.raises(ValueError, match="part 50"):
+        job.finish()
+    assert job.helpers[0].done() and len(done) < len(parts) - 1  # stopped early, nothing running after finish
+    pool.shutdown()
+
+
 def test_model_endpoint_reports_the_choice(server):
     import httpx
 
