@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from serving.scoring.overlap import WriteBehind, read_ahead
+from serving.scoring.overlap import WriteBehind, WriteBetween, read_ahead
 
 
 def test_read_ahead_keeps_order_and_raises_after_the_items_before():
@@ -50,6 +50,56 @@ def test_write_behind_runs_in_order_and_reports_errors():
     with pytest.raises(ZeroDivisionError):
         writer.submit(lambda: None)  # the previous call's error comes out before the next runs
     writer.close(quiet=True)
+
+
+def test_write_between_holds_calls_until_asked():
+    done = []
+    writer = WriteBetween()
+    writer.submit(done.append, 1)
+    writer.submit(done.append, 2)
+    assert done == []
+    writer.run_pending()
+    assert done == [1, 2]
+    writer.submit(lambda: 1 / 0)
+    writer.submit(done.append, 3)
+    with pytest.raises(ZeroDivisionError):
+        writer.close()
+    writer.close(quiet=True)  # what was left runs; its errors are dropped when another error is on its way
+    assert done == [1, 2, 3]
+
+
+def test_score_hands_batches_over_and_writes_while_the_model_runs(trained, tmp_path):
+    """With the in-process Predictor, score() starts each batch on the model's threads, then reads the next batch
+    and writes the rows done on this thread (serving.scoring.score._handed_over): the TSV is the serial loop's, and
+    a bad record in a later batch is raised after the rows before it are written."""
+    import io
+
+    from serving.dna import random_dna
+    from serving.fasta import FastaError
+    from serving.predictor import Predictor
+    from serving.scoring.inputs import fasta_batches
+    from serving.scoring.score import score, score_batches
+    from serving.scoring.tsv_text import tsv_rows
+
+    pred = Predictor(trained["dir"], device="cpu")
+    length = pred.length
+    seqs = random_dna(700, length, seed=3)
+    fa = tmp_path / "a.fa"
+    fa.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+    out, calls = io.StringIO(), []
+    real = pred.start_codes
+    pred.start_codes = lambda codes, rc=False: calls.append(len(codes)) or real(codes, rc)
+    summary = score(pred, fasta_batches(fa, chunk=256), out)
+    assert summary.scored == 700 and calls == [256, 256, 188]
+    serial = "".join(tsv_rows(b.ids, p, z) for b, p, z, _ in
+                     score_batches(pred, fasta_batches(fa, chunk=256), overlap=True))  # another path, same rows
+    assert out.getvalue() == serial
+
+    fa.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs[:300])) + ">\nACGT\n")  # an empty header
+    out = io.StringIO()
+    with pytest.raises(FastaError, match="empty header"):
+        score(pred, fasta_batches(fa, chunk=256), out)
+    assert out.getvalue().count("\n") == 300  # rows of both batches before the bad record
 
 
 @pytest.mark.parametrize("device, reads_ahead", [("cpu", False), ("cuda", True)])

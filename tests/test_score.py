@@ -231,3 +231,18 @@ def test_server_dying_mid_run_is_reported_and_resume_scores_each_record_once(tra
     assert [r[0] for r in final] == [r[0] for r in want] == ["id"] + [rid for rid, _ in recs]
     np.testing.assert_allclose(np.array([r[1:] for r in final[1:]], float), np.array([r[1:] for r in want[1:]], float),
                                rtol=1e-6, atol=1e-6)
+
+
+def test_records_before_a_fasta_error_come_out_first(tmp_path):
+    """fasta_batches: the records read before a malformed one are batched and yielded before the FastaError, even
+    mid-batch, so `score` writes their rows (nothing read is lost)."""
+    from serving.fasta import FastaError
+    from serving.scoring.inputs import fasta_batches
+
+    fa = tmp_path / "bad.fa"
+    fa.write_text("".join(f">r{i}\nACGTACGTAC\n" for i in range(7)) + "ACGT\n>\nACGT\n")
+    got = []
+    with pytest.raises(FastaError, match="empty header"):
+        for batch in fasta_batches(fa, chunk=5):
+            got.append(list(batch.ids))
+    assert got == [[f"r{i}" for i in range(5)], ["r5", "r6"]]

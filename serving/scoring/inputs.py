@@ -9,7 +9,7 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-from serving.fasta import FastaBlock, read_blocks
+from serving.fasta import FastaBlock, FastaError, read_blocks
 from serving.fasta_headers import Headers
 
 CHUNK = 16384  # records read, validated and scored at a time (each batch is one predictor call, which ends with
@@ -54,20 +54,26 @@ def fasta_batches(source: str | os.PathLike | IO[bytes], chunk: int = CHUNK, ski
     first, parts, held = 0, [], 0
     # Text parsed at a time: ~256 bytes per record of the chunk (200-nt records take ~220), so memory follows the
     # chunk size, not the file's.
-    for block in read_blocks(source, allow_empty=True, block_bytes=min(max(chunk * 256, 1 << 16), 1 << 23)):
-        if first + len(block) <= skip:
-            first += len(block)
-            continue
-        if first < skip:
-            block, first = block.take(skip - first, len(block)), skip
-        at = 0
-        while at < len(block):
-            take = min(chunk - held, len(block) - at)
-            parts.append(block.take(at, at + take))
-            at, held = at + take, held + take
-            if held == chunk:
-                yield _batch(first, parts)
-                first, parts, held = first + held, [], 0
+    blocks = read_blocks(source, allow_empty=True, block_bytes=min(max(chunk * 256, 1 << 16), 1 << 23))
+    try:
+        for block in blocks:
+            if first + len(block) <= skip:
+                first += len(block)
+                continue
+            if first < skip:
+                block, first = block.take(skip - first, len(block)), skip
+            at = 0
+            while at < len(block):
+                take = min(chunk - held, len(block) - at)
+                parts.append(block.take(at, at + take))
+                at, held = at + take, held + take
+                if held == chunk:
+                    yield _batch(first, parts)
+                    first, parts, held = first + held, [], 0
+    except FastaError:
+        if held:  # the records read before the problem are scored (and written) before it is raised
+            yield _batch(first, parts)
+        raise
     if held:
         yield _batch(first, parts)
 

@@ -1,5 +1,7 @@
 """Batch scoring's Python work overlapped with the model: the next batches are read and checked on one thread and
 finished rows are written on another while ONNX Runtime (or the service) computes; ONNX Runtime releases the GIL.
+With an in-process predictor that takes each batch on its own threads first (serving.scoring.score), rows are
+written by the scoring thread itself in that time instead (WriteBetween): no third thread on cores the model fills.
 
 Order is kept: items come out of read_ahead in input order, WriteBehind runs its calls one at a time in order, and
 an error in either comes out where the serial code would have raised it.
@@ -79,3 +81,27 @@ class WriteBehind:
                 raise
         finally:
             self.pool.shutdown()
+
+
+class WriteBetween:
+    """WriteBehind's interface for scoring that hands batches over (serving.scoring.score._handed_over): submitted
+    calls wait until run_pending(), which scoring calls while the model computes the next batch, or close()."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Callable[..., Any], tuple]] = []
+
+    def submit(self, fn: Callable[..., Any], *args) -> None:
+        self.pending.append((fn, args))
+
+    def run_pending(self) -> None:
+        while self.pending:
+            fn, args = self.pending.pop(0)
+            fn(*args)
+
+    def close(self, quiet: bool = False) -> None:
+        """Run what is pending (its error dropped when quiet: another error is on its way)."""
+        try:
+            self.run_pending()
+        except Exception:
+            if not quiet:
+                raise

@@ -14,9 +14,9 @@ import numpy as np
 
 from serving.dna import (SequenceError, ascii_codes, check_onehot, check_sequences, codes_to_onehot, encode,
                          length_reason, to_codes)
-from serving.predictor import PredictorLike
+from serving.predictor import Pending, PredictorLike
 from serving.scoring.inputs import Batch
-from serving.scoring.overlap import WriteBehind, read_ahead
+from serving.scoring.overlap import WriteBehind, WriteBetween, read_ahead
 from serving.scoring.tsv_text import tsv_rows
 
 HEADER = "id\tprobability\tlogit\n"
@@ -152,35 +152,78 @@ def _prepare(predictor: PredictorLike, batch: Batch, rc: bool) -> tuple[Batch, n
     return batch, ok, x, rejects, "onehot"
 
 
-def score_batches(predictor: PredictorLike, batches: Iterator[Batch], rc: bool = False, overlap: bool = False
+def _scores(predictor: PredictorLike, ok: np.ndarray, payload: Any, how: str, rc: bool,
+            pending: Pending | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(probability (n,), logit (n,)) float32 of a prepared batch, NaN where rejected; pending: its codes already
+    started (Predictor.start_codes)."""
+    prob = np.full(len(ok), np.nan, np.float32)
+    logit = np.full(len(ok), np.nan, np.float32)
+    if ok.any():
+        if pending is not None:
+            out = pending.result()
+        elif how == "codes":
+            out = predictor.predict_codes(payload, reverse_complement_average=rc)  # type: ignore[attr-defined]
+        elif how == "text":
+            out = predictor.predict_sequences(payload)
+        else:
+            out = predictor.predict_onehot(payload, reverse_complement_average=rc)
+        prob[ok], logit[ok] = out["probability"], out["logit"]
+    return prob, logit
+
+
+def score_batches(predictor: PredictorLike, batches: Iterator[Batch], rc: bool = False, overlap: bool = False,
+                  meanwhile: Callable[[], None] | None = None
                   ) -> Iterator[tuple[Batch, np.ndarray, np.ndarray, list[Reject]]]:
     """Score each Batch: yields (batch, probability (n,), logit (n,), rejects), NaN where rejected. FASTA
-    records go to a predictor as codes where it takes them (predict_codes); overlap: read and validate the next
-    batches on another thread while this one is scored (serving.scoring.overlap)."""
+    records go to a predictor as codes where it takes them (predict_codes). overlap: read and validate the next
+    batches on another thread while this one is scored (serving.scoring.overlap); without it, a predictor with
+    start_codes gets each batch before this thread reads the next one, then calls meanwhile() (see _handed_over)."""
     prepared = (_prepare(predictor, batch, rc) for batch in batches)
-    for batch, ok, payload, rejects, how in (read_ahead(prepared, depth=1) if overlap else prepared):
-        prob = np.full(len(ok), np.nan, np.float32)
-        logit = np.full(len(ok), np.nan, np.float32)
-        if ok.any():
-            if how == "codes":
-                out = predictor.predict_codes(payload, reverse_complement_average=rc)  # type: ignore[attr-defined]
-            elif how == "text":
-                out = predictor.predict_sequences(payload)
-            else:
-                out = predictor.predict_onehot(payload, reverse_complement_average=rc)
-            prob[ok], logit[ok] = out["probability"], out["logit"]
-        yield batch, prob, logit, rejects
+    if overlap:
+        prepared = read_ahead(prepared, depth=1)
+    elif hasattr(predictor, "start_codes"):
+        yield from _handed_over(predictor, prepared, rc, meanwhile)
+        return
+    for batch, ok, payload, rejects, how in prepared:
+        yield batch, *_scores(predictor, ok, payload, how, rc), rejects
+
+
+def _handed_over(predictor: Any, prepared: Iterator[tuple], rc: bool, meanwhile: Callable[[], None] | None
+                 ) -> Iterator[tuple[Batch, np.ndarray, np.ndarray, list[Reject]]]:
+    """score_batches for an in-process predictor: a batch's codes start on the model's other threads, this thread
+    reads and validates the next batch and runs meanwhile() (score writes the rows done), then helps finish the
+    batch. Every core stays busy without a third thread competing for them (read_ahead was no faster on 2 cores).
+    An error reading the next batch is raised after this batch's rows, where the serial loop raises it."""
+    item = next(prepared, None)
+    while item is not None:
+        batch, ok, payload, rejects, how = item
+        pending = predictor.start_codes(payload, rc) if how == "codes" and ok.any() else None
+        error = None
+        try:
+            item = next(prepared, None)
+        except Exception as exc:  # noqa: BLE001 - raised below, after this batch's rows
+            item, error = None, exc
+        if meanwhile is not None:
+            meanwhile()
+        yield batch, *_scores(predictor, ok, payload, how, rc, pending), rejects
+        if error is not None:
+            raise error
 
 
 def score(predictor: PredictorLike, batches: Iterator[Batch], out: IO[str], rejects_out=None,
           rc: bool = False, progress=None, skipped: int = 0) -> Summary:
     """Score every Batch and write its rows to `out` (and its rejects to `rejects_out`, a
     serving.scoring.outputs.RejectsFile) as soon as the batch is done, in input order. Returns a Summary.
-    Writing behind (and, for a remote predictor, reading ahead) overlaps the model (serving.scoring.overlap); when
-    this returns or raises, every row counted by `progress` is written and flushed."""
+    Writing (and, for a remote predictor, reading ahead) overlaps the model (serving.scoring.overlap); when this
+    returns or raises, every row counted by `progress` is written and flushed."""
     summary = Summary(skipped=skipped)
     t0 = time.perf_counter()
-    writer = WriteBehind()
+    # Reading ahead pays where the model runs elsewhere (a service, a GPU); on the CPU the model already uses every
+    # core, and a predictor that takes batches on its own threads (start_codes) leaves this thread the reading and
+    # the writing while it computes (score_batches).
+    elsewhere = getattr(predictor, "remote", False) or getattr(predictor, "device", "cpu") != "cpu"
+    handed_over = not elsewhere and hasattr(predictor, "start_codes")
+    writer = WriteBetween() if handed_over else WriteBehind()
 
     def write(batch: Batch, prob: np.ndarray, logit: np.ndarray, rejects: list[Reject]) -> None:
         out.write(tsv_rows(batch.ids, prob, logit))
@@ -191,10 +234,8 @@ def score(predictor: PredictorLike, batches: Iterator[Batch], out: IO[str], reje
             progress.update(len(batch.ids))
 
     try:
-        # Reading ahead pays where the model runs elsewhere (a service, a GPU); on the CPU the model already uses
-        # every core and the batch read ahead only adds memory (measured: no faster on 2 cores).
-        elsewhere = getattr(predictor, "remote", False) or getattr(predictor, "device", "cpu") != "cpu"
-        for batch, prob, logit, rejects in score_batches(predictor, batches, rc, overlap=elsewhere):
+        for batch, prob, logit, rejects in score_batches(predictor, batches, rc, overlap=elsewhere,
+                                                         meanwhile=writer.run_pending if handed_over else None):
             writer.submit(write, batch, prob, logit, rejects)
             summary.records += len(batch.ids)
             summary.scored += len(batch.ids) - len(rejects)
