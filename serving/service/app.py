@@ -21,7 +21,7 @@ from bentoml.validators import ContentType
 from pydantic import Field
 
 from serving.artifact import ONNX_FILE
-from serving.dna import SequenceError, average_strands, encode, reverse_complement, to_codes
+from serving.dna import SequenceError, average_strands, codes_to_onehot, encode_codes, reverse_complement, to_codes
 from serving.predictor import Predictor
 from serving.scoring import mutagenesis as mut
 from serving.scoring import scan as scan_mod
@@ -86,11 +86,15 @@ class BindCNN:
                  "tensorflow" in sys.modules)
 
     def _encode(self, sequences: list[str], limit: limits_mod.Limit = LIMITS.sequences) -> np.ndarray:
-        """sequences: N strings -> x: (N, L, 4) float32, or 400 naming the index/position/character (413 past
-        the limit)."""
+        """sequences: N strings -> x: (N, L, 4) float32, or _codes' 400 / 413."""
+        return codes_to_onehot(self._codes(sequences, limit))
+
+    def _codes(self, sequences: list[str], limit: limits_mod.Limit = LIMITS.sequences) -> np.ndarray:
+        """sequences: N strings -> codes: (N, L) uint8 (serving.dna.encode_codes), or 400 naming the index,
+        position and character (413 past the limit)."""
         limit.check(len(sequences))
         try:
-            return encode(sequences, self.length, self.alphabet)
+            return encode_codes(sequences, self.length, self.alphabet)
         except SequenceError as exc:
             metrics.note_reject(metrics.sequence_reason(exc))
             raise InvalidArgument(str(exc)) from None
@@ -109,7 +113,7 @@ class BindCNN:
     @bentoml.api
     def predict(self, sequences: list[str], reverse_complement_average: bool = False) -> dict[str, list[float]]:
         """sequences: N strings of the model's length (ACGTN, any case) -> probability, logit: N floats each."""
-        return self._answer(self.predictor.predict_onehot(self._encode(sequences), reverse_complement_average))
+        return self._answer(self.predictor.predict_codes(self._codes(sequences), reverse_complement_average))
 
     @bentoml.api
     def predict_fasta(self, fasta: Path, reverse_complement_average: bool = False) -> list[dict[str, Any]]:
