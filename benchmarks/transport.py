@@ -23,12 +23,15 @@ RECORDS = 200_000
 
 
 def _transports(url: str, seqs: list[str], x: np.ndarray, codes: np.ndarray, in_flight: int):
-    """name -> function scoring all sequences through the service, 1000 per request, `in_flight` at a time."""
-    import httpx
+    """name -> function scoring all sequences through the service, 1000 per request, `in_flight` at a time. Every
+    transport goes through the same lean client (serving.http_connection, what HttpPredictor uses for code bytes):
+    on 2 shared cores a heavier client's CPU would be charged to the transport it happens to carry."""
+    import json
 
     from serving.client import HttpPredictor
+    from serving.http_connection import Connections
 
-    client = httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=in_flight + 2))
+    conns = Connections(url, timeout=120)
     pool = ThreadPoolExecutor(in_flight)
     parts = range(0, len(seqs), 1000)
 
@@ -37,19 +40,31 @@ def _transports(url: str, seqs: list[str], x: np.ndarray, codes: np.ndarray, in_
         np.save(buf, x[i:i + 1000].astype(np.uint8), allow_pickle=False)
         return buf.getvalue()
 
-    def each(post) -> None:
-        for resp in pool.map(post, parts):
-            resp.raise_for_status()
-            resp.json()
+    def post(path: str, body: bytes, content_type: str) -> None:
+        answer = conns.post(path, body, {"content-type": content_type})
+        if answer.status != 200:
+            raise RuntimeError(f"{path}: HTTP {answer.status}: {answer.body[:300]!r}")
+        json.loads(answer.body)
+
+    def each(send) -> None:
+        list(pool.map(send, parts))
 
     remote = HttpPredictor(url, batch_size=1000, workers=in_flight)
     out = {
-        "/predict, JSON strings": lambda: each(lambda i: client.post("/predict", json={"sequences": seqs[i:i + 1000]})),
-        "/predict_onehot, .npy uint8 upload": lambda: each(lambda i: client.post(
-            "/predict_onehot", files={"array": ("x.npy", npy(i), "application/octet-stream")})),
+        "/predict, JSON strings": lambda: each(lambda i: post(
+            "/predict", json.dumps({"sequences": seqs[i:i + 1000]}).encode(), "application/json")),
+        "/predict_onehot, .npy uint8 upload": lambda: each(lambda i: post("/predict_onehot", *_multipart("array", npy(i)))),
         "/predict_codes, N x L code bytes as the body (HttpPredictor)": lambda: remote.predict_codes(codes),
     }
-    return out, lambda: (client.close(), pool.shutdown(), remote.close())
+    return out, lambda: (conns.close(), pool.shutdown(), remote.close())
+
+
+def _multipart(field: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file field -> (body, content type)."""
+    boundary = "bindcnn-benchmark-boundary"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="x.npy"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def http_part(url: str, model: Path, quick: bool, workers: list[int] | None = None) -> str:
@@ -112,7 +127,9 @@ def http_part(url: str, model: Path, quick: bool, workers: list[int] | None = No
     return ("### 3b. Batch scoring through HTTP: 1000 sequences per request, 1 or 4 requests in flight\n\n"
             f"{n:,} sequences per timed block, each block right after the in-process predictor on the same "
             "sequences (one-hot, all cores); ratio = median of the per-block ratios. The server runs its default "
-            "worker layout (serving/service/workers.py), so one request at a time keeps one worker busy.\n\n"
+            "worker layout (serving/service/workers.py), so one request at a time keeps one worker busy. Every "
+            "transport is sent by the same keep-alive client (serving/http_connection.py, one connection per "
+            "request in flight), which shares the 2 cores with the server.\n\n"
             + table(["transport", "in flight", "sequences/s", "of in-process",
                      "CPU ms per 1000: server workers + client"], rows)
             + f"\n\nIn-process CPU per 1000 sequences: {cpu.get('in-process', 0):.1f} ms."
