@@ -190,24 +190,31 @@ def score_batches(predictor: PredictorLike, batches: Iterator[Batch], rc: bool =
 
 def _handed_over(predictor: Any, prepared: Iterator[tuple], rc: bool, meanwhile: Callable[[], None] | None
                  ) -> Iterator[tuple[Batch, np.ndarray, np.ndarray, list[Reject]]]:
-    """score_batches for an in-process predictor: a batch's codes start on the model's other threads, this thread
-    reads and validates the next batch and runs meanwhile() (score writes the rows done), then helps finish the
-    batch. Every core stays busy without a third thread competing for them (read_ahead was no faster on 2 cores).
-    An error reading the next batch is raised after this batch's rows, where the serial loop raises it."""
-    item = next(prepared, None)
-    while item is not None:
-        batch, ok, payload, rejects, how = item
-        pending = predictor.start_codes(payload, rc) if how == "codes" and ok.any() else None
+    """score_batches for an in-process predictor: a batch's codes start on the model's other threads; this thread
+    reads and validates the next batch and starts it too (queued behind, so those threads go on to it without
+    waiting), runs meanwhile() (score writes the rows done), then helps finish the first. Every core stays busy
+    without a third thread competing for them (read_ahead was no faster on 2 cores). An error reading the next
+    batch is raised after this batch's rows, where the serial loop raises it."""
+    def start(item: tuple | None) -> tuple | None:
+        if item is None:
+            return None
+        _, ok, payload, _, how = item
+        return item, (predictor.start_codes(payload, rc) if how == "codes" and ok.any() else None)
+
+    current = start(next(prepared, None))
+    while current is not None:
+        (batch, ok, payload, rejects, how), pending = current
         error = None
         try:
-            item = next(prepared, None)
+            upcoming = start(next(prepared, None))
         except Exception as exc:  # noqa: BLE001 - raised below, after this batch's rows
-            item, error = None, exc
+            upcoming, error = None, exc
         if meanwhile is not None:
             meanwhile()
         yield batch, *_scores(predictor, ok, payload, how, rc, pending), rejects
         if error is not None:
             raise error
+        current = upcoming
 
 
 def score(predictor: PredictorLike, batches: Iterator[Batch], out: IO[str], rejects_out=None,
