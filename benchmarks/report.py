@@ -57,13 +57,21 @@ The tables above are this run's measurements.
   one boolean compress joins the sequence lines, one gather + one decode + one split gives the headers; text with
   anything unusual (non-ASCII, whitespace inside sequence lines) goes through the line-by-line parser instead,
   with the same records and errors. gzip is decompressed one block ahead on another thread with ISA-L
-  (python-isal: 0.044 vs 0.12 s for zlib on the 42 MB file; both release the GIL). `score` writes behind on another
-  thread, and reads ahead only where the model runs elsewhere (a service, a GPU): on 2 CPU cores the model
-  already fills both, and reading ahead measured no faster (serving/scoring/overlap.py).
+  (python-isal: 0.044 vs 0.12 s for zlib on the 42 MB file; both release the GIL). With the in-process predictor,
+  `score` starts each batch on the model's other thread (Predictor.start_codes), reads and checks the next batch
+  and writes the rows done on its own thread, then helps finish the batch (serving/scoring/score.py): two threads
+  on two cores. Reading ahead on a third thread measured no faster; this was 0.80x against 0.78x in-process for
+  the whole command (8 alternating runs). It reads ahead only where the model runs elsewhere (a service, a GPU).
+- **The caller works too** (serving/runner.py `Job`): a parallel plan's caller runs parts of its batch beside the
+  pool's thread instead of waiting on all of them (predict_onehot on 200,000 sequences: 1.09-1.11 s against
+  1.17-1.19 s, measured while tuning); this raised the in-process reference of every ratio in sections 3b-3c.
 - **Server answers** (serving/service/responses.py, fastpath.py): scores are written as JSON with %.9g in one
   step instead of BentoML's pydantic dump + json.dumps (~1 ms of worker CPU per 1000 sequences, measured while
   tuning), and /predict_codes takes the code bytes as a raw body in an ASGI middleware before BentoML's multipart
-  parsing and temporary file (~3 ms less worker CPU per 1000-sequence request than the multipart form).
+  parsing and temporary file (~3 ms less worker CPU per 1000-sequence request than the multipart form), and
+  answers float32 bytes to a client that asks (`Accept: application/octet-stream`). The scoring client sends them
+  over the standard library's http.client (serving/http_connection.py): ~0.5-0.65 ms of client CPU per
+  1000-sequence request against 1.5-1.7 ms with httpx and JSON (measured while tuning).
 - **Where HTTP time goes** (measured earlier): a sampling profile of the predictor worker during /predict_onehot
   put ~70% of the request in `session.run`; the rest was the upload spooled to a temporary file for the `Path`
   parameter, `check_onehot` (~0.7 ms) and sending the response (multipart parsing itself ~0.15 ms).

@@ -198,8 +198,8 @@ def commands_part(url: str | None, model: Path, work: Path, quick: bool) -> str:
                  f"{med['start']:.2f} s", f"{start_share:.0%} of the command above"])
     return (f"### 3c. `bindcnn score` as a whole command on {len(x):,} FASTA records (80 columns), median of "
             f"{len(res['local'])}\n\n" + table(["path", "records/s", "of in-process"], rows)
-            + f"\n\nWithout its start-up, `score --local` ran at {1 / rest:.2f}x the in-process predictor: rows are "
-              "written on another thread and records read between the model's batches (serving/scoring/score.py), "
+            + f"\n\nWithout its start-up, `score --local` ran at {1 / rest:.2f}x the in-process predictor: records "
+              "are read and rows written while the model's other thread works on a batch (serving/scoring/score.py), "
               "but the model already uses "
               f"every core, so their CPU time still adds: the command used {med['cpu local']:.2f} CPU-s (its "
               f"start-up included) against {med['cpu in']:.2f} CPU-s for the in-process model on the same records "
