@@ -63,7 +63,6 @@ class HttpPredictor:
         self._httpx = httpx
         self.client = httpx.Client(base_url=self.url, timeout=timeout,
                                    limits=httpx.Limits(max_connections=self.workers + 2))
-        self.timeout = timeout
         self.direct = (http_connection.Connections(self.url, timeout)
                        if http_connection.direct_http(self.url) else None)
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bindcnn-http")
@@ -105,7 +104,8 @@ class HttpPredictor:
 
     def _send(self, method: str, path: str, **kwargs) -> Answer:
         """One attempt: a raw body (content=) over http.client where the URL allows, anything else with httpx."""
-        if self.direct is not None and method == "POST" and set(kwargs) <= {"content", "params", "headers"}:
+        if (self.direct is not None and method == "POST" and "content" in kwargs
+                and set(kwargs) <= {"content", "params", "headers"}):
             query = urlencode(kwargs.get("params") or {})
             return self.direct.post(path + ("?" + query if query else ""), kwargs["content"], kwargs["headers"])
         resp = self.client.request(method, path, **kwargs)
