@@ -32,9 +32,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(answer)))
         if self.headers.get("x-close"):
             self.send_header("connection", "close")
+        # Decided before the answer goes out: once the client has it, the test may already flip the flag.
+        drop = self.drop_after_first
         self.end_headers()
         self.wfile.write(answer)
-        if self.drop_after_first:
+        if drop:
             self.close_connection = True
 
     def log_message(self, *args):
