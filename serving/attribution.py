@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -80,14 +81,27 @@ def saliency(logits_fn, x: np.ndarray, corrected: bool = False) -> np.ndarray:
     return gradients(logits_fn, x, corrected) * np.asarray(x, np.float32)
 
 
-def hypothetical_contributions(logits_fn, x: np.ndarray, references: int = EG_REFERENCES, steps: int = EG_STEPS,
-                               seed: int = 0, batch_size: int = 4096) -> np.ndarray:
+def logits(logits_fn, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """The pre-sigmoid logit: x (N, L, 4) float32 -> (N,) float32."""
+    out = [np.asarray(logits_fn(np.asarray(x[s:s + batch_size], np.float32))).reshape(-1)
+           for s in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def expected_gradients(logits_fn, x: np.ndarray, references: int = EG_REFERENCES, steps: int = EG_STEPS,
+                       seed: int = 0, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Expected gradients: integrated gradients (midpoint rule, `steps` points on the straight path) from
-    `references` dinucleotide shuffles of each sequence, averaged. x: (N, L, 4) one-hot float32 ->
-    hypothetical contributions (N, L, 4) float32, what TF-MoDISco takes: [i, l, b] is what base b at
-    position l would contribute, m[l, b] - sum_c m[l, c] r[l, c] averaged over references r (m: the
-    path-averaged gradient). Times x it gives the actual contributions, which sum per sequence to about
-    logit(x) - mean logit(references) (completeness)."""
+    `references` dinucleotide shuffles of each sequence (serving.shuffle.shuffled_references: drawn from the
+    sequence's own letters and `seed`, so a sequence's map never depends on its row or batch), averaged.
+
+    x: (N, L, 4) one-hot float32 -> (hypothetical contributions (N, L, 4) float32, convergence_delta (N,)
+    float32). hyp[i, l, b] is what base b at position l would contribute, m[l, b] - sum_c m[l, c] r[l, c]
+    averaged over references r (m: the path-averaged gradient); what TF-MoDISco takes. hyp * x are the actual
+    contributions; they sum per sequence to about logit(x) - mean logit(references) (completeness), and
+    convergence_delta = |sum(hyp * x) - (logit(x) - mean logit(references))| is how far from it this many
+    references and steps leave each map (benchmarks/attribution_convergence.py)."""
+    if references < 1 or steps < 1:
+        raise ValueError(f"expected gradients needs references >= 1 and steps >= 1, got {references}, {steps}")
     x = np.asarray(x, np.float32)
     n, length, _ = x.shape
     alphas = ((np.arange(steps) + 0.5) / steps).astype(np.float32)
@@ -101,7 +115,16 @@ def hypothetical_contributions(logits_fn, x: np.ndarray, references: int = EG_RE
         mean_grad = grad.reshape(path.shape).mean(axis=2)  # (C, K, L, 4)
         hyp = mean_grad - (mean_grad * rs).sum(axis=-1, keepdims=True)
         out[s:s + per_chunk] = hyp.mean(axis=1)
-    return out
+    z = logits(logits_fn, x, batch_size)
+    z_ref = logits(logits_fn, refs.reshape(-1, length, 4), batch_size).reshape(n, references).mean(axis=1)
+    total = (out * x).sum(axis=(1, 2), dtype=np.float64)
+    return out, np.abs(total - (z.astype(np.float64) - z_ref)).astype(np.float32)
+
+
+def hypothetical_contributions(logits_fn, x: np.ndarray, references: int = EG_REFERENCES, steps: int = EG_STEPS,
+                               seed: int = 0, batch_size: int = 4096) -> np.ndarray:
+    """expected_gradients' hypothetical contributions alone: x (N, L, 4) -> (N, L, 4) float32."""
+    return expected_gradients(logits_fn, x, references, steps, seed, batch_size)[0]
 
 
 def resolve_method(method: str | None, corrected: bool | None = None) -> str:
@@ -116,13 +139,26 @@ def resolve_method(method: str | None, corrected: bool | None = None) -> str:
     return method or DEFAULT_METHOD
 
 
-def attribute(logits_fn, x: np.ndarray, method: str = DEFAULT_METHOD, seed: int = 0) -> np.ndarray:
-    """Contribution of each observed base to the logit: x (N, L, 4) -> (N, L, 4) float32, non-zero only at
-    each position's observed base. method: "gradient" (grad x input), "corrected" (gradient minus its mean
-    over A/C/G/T, then x input) or "expected_gradients" (hypothetical_contributions x input)."""
+class Attribution(NamedTuple):
+    """scores: (N, L, 4) float32, the contribution of each observed base (zero elsewhere); convergence_delta:
+    (N,) float32 completeness gap of each expected-gradients map, None for the other methods."""
+    scores: np.ndarray
+    convergence_delta: np.ndarray | None
+
+
+def attribution(logits_fn, x: np.ndarray, method: str = DEFAULT_METHOD, seed: int = 0) -> Attribution:
+    """x (N, L, 4) -> Attribution: the scores of `method` ("gradient": grad x input; "corrected": gradient minus
+    its mean over A/C/G/T, then x input; "expected_gradients": hypothetical contributions x input, with each
+    map's convergence_delta). Each sequence's map depends only on it, the model, the method and the seed."""
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
     x = np.asarray(x, np.float32)
     if method == "expected_gradients":
-        return hypothetical_contributions(logits_fn, x, seed=seed) * x
-    return saliency(logits_fn, x, corrected=method == "corrected")
+        hyp, delta = expected_gradients(logits_fn, x, seed=seed)
+        return Attribution(hyp * x, delta)
+    return Attribution(saliency(logits_fn, x, corrected=method == "corrected"), None)
+
+
+def attribute(logits_fn, x: np.ndarray, method: str = DEFAULT_METHOD, seed: int = 0) -> np.ndarray:
+    """attribution(...).scores: x (N, L, 4) -> (N, L, 4) float32, non-zero only at each observed base."""
+    return attribution(logits_fn, x, method, seed).scores

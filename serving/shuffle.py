@@ -2,6 +2,8 @@
 one, the one implementation for shuffled negatives (training) and the references of expected gradients."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from serving.dna import codes_to_onehot
@@ -57,13 +59,23 @@ def onehot_codes(x: np.ndarray) -> np.ndarray:
     return np.where(x.max(axis=-1) > 0, x.argmax(axis=-1), 4).astype(np.uint8)
 
 
+def sequence_rng(codes: np.ndarray, seed: int = 0) -> np.random.Generator:
+    """A generator seeded from one sequence's own letters and `seed`: codes (L,) -> the same draws for the same
+    sequence in any row, batch, request, command or process (blake2b of the codes; numpy's SeedSequence)."""
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    digest = hashlib.blake2b(np.ascontiguousarray(codes, np.uint8).tobytes(), digest_size=16).digest()
+    return np.random.default_rng([int(seed), *np.frombuffer(digest, "<u4").tolist()])
+
+
 def shuffled_references(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """k dinucleotide shuffles of each sequence: x (N, L, 4) one-hot -> (N, k, L, 4) float32 (seeded, so the
-    same input gives the same references)."""
-    rng = np.random.default_rng(seed)
+    """k dinucleotide shuffles of each sequence: x (N, L, 4) one-hot -> (N, k, L, 4) float32. Each sequence's
+    shuffles are drawn from sequence_rng(its codes, seed): they depend on the sequence and the seed only, never
+    on its row or on the other sequences of the batch."""
     codes = onehot_codes(x)
     out = np.empty((len(codes), k, codes.shape[1]), np.uint8)
     for i, c in enumerate(codes):
+        rng = sequence_rng(c, seed)
         for j in range(k):
             out[i, j] = shuffle_codes(c, rng)
     return codes_to_onehot(out)

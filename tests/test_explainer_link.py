@@ -82,7 +82,9 @@ def test_saliency_goes_through_the_url_and_no_predictor_worker_loads_tensorflow(
     assert direct.status_code == 200, direct.text
     scores = np.asarray(got.json()["scores"])
     assert scores.shape == (3, len(seqs[0]), 4) and np.abs(scores).sum() > 0
-    np.testing.assert_allclose(scores, np.asarray(direct.json(), np.float32), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scores, np.asarray(direct.json()["scores"], np.float32), rtol=0, atol=1e-6)
+    delta = got.json()["convergence_delta"]  # the default method, expected gradients: one gap per map
+    assert len(delta) == 3 and delta == direct.json()["convergence_delta"]
     logo = httpx.post(f"{predictor.url}/saliency_logo", json={"sequence": seqs[0]}, timeout=120)
     assert logo.status_code == 200 and logo.content.startswith(b"\x89PNG"), logo.text[:300]
 

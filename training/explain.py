@@ -1,6 +1,7 @@
 """The report of the `saliency` command: attributions (gradient, corrected or expected gradients) of the top
 predictions of a dataset split, or of every record of a user's FASTA, as logos, a heat map, scores.npy and a TSV
-(with, where the true motif is known, whether each map's top window finds it)."""
+(with, where the true motif is known, whether each map's top window finds it, and for expected gradients each
+map's convergence_delta: its completeness gap). A sequence's map does not depend on its row or the FASTA order."""
 from __future__ import annotations
 
 import os
@@ -10,15 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from serving.artifact import SAVED_MODEL_DIR, verify_model_dir
-from serving.attribution import DEFAULT_METHOD, attribute, load_logits_fn
+from serving.attribution import DEFAULT_METHOD, attribution, load_logits_fn
 from serving.plots import plot_heatmap, plot_logo
 from serving.predictor import Predictor
 from training.datasets import load_h5
 from training.evaluate import motif_auroc, top_indices, top_window_hits
 
 TOP_HEADER = ("rank\tindex\tprobability\tlogit\tmotif_start\tmotif_end\tmotif_strand\tmotif_auroc\tlogo\t"
-              "top_window_on_motif")
-RECORDS_HEADER = "row\trecord\tid\tprobability\tlogit\tlogo"
+              "top_window_on_motif\tconvergence_delta")
+RECORDS_HEADER = "row\trecord\tid\tprobability\tlogit\tlogo\tconvergence_delta"
 HEATMAP_ROWS = 50  # the heat map shows at most this many sequences (the first rows of scores.npy)
 YLABEL = {"gradient": "grad x input", "corrected": "corrected grad x input",
           "expected_gradients": "expected gradients"}
@@ -27,13 +28,13 @@ YLABEL = {"gradient": "grad x input", "corrected": "corrected grad x input",
 def saliency_report(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, split: str = "test",
                     top: int = 10, method: str = DEFAULT_METHOD) -> tuple[Path, np.ndarray]:
     """Write logo_RR_<split><index>.png per top prediction, heatmap.png, scores.npy (top, L, 4) and top.tsv
-    to `out`. Returns (out, scores)."""
+    (convergence_delta: expected gradients' completeness gap per map) to `out`. Returns (out, scores)."""
     verify_model_dir(model, need=(SAVED_MODEL_DIR,))
     ds = load_h5(data)
     x = ds.x[split]
     pred = Predictor(model, device="cpu").predict_onehot(x)
     idx = top_indices(pred["probability"], top)
-    scores = attribute(load_logits_fn(model), x[idx], method)
+    scores, delta = attribution(load_logits_fn(model), x[idx], method)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     motif = ds.motif.get(split)
@@ -48,12 +49,17 @@ def saliency_report(model: str | os.PathLike, data: str | os.PathLike, out: str 
         rows.append(f"{rank}\t{i}\t{pred['probability'][i]:.6f}\t{pred['logit'][i]:.6f}\t"
                     f"{m[0] if m[0] >= 0 else ''}\t{m[1] if m[0] >= 0 else ''}\t{m[2] or ''}\t"
                     f"{f'{m_auc[0]:.4f}' if len(m_auc) else ''}\t{logo.name}\t"
-                    f"{('yes' if hit[0] else 'no') if len(hit) else ''}")
+                    f"{('yes' if hit[0] else 'no') if len(hit) else ''}\t{_delta(delta, rank - 1)}")
         labels.append(f"#{rank} {split}[{i}]")
     plot_heatmap(scores, out / "heatmap.png", labels, colorbar_label=YLABEL[method])
     np.save(out / "scores.npy", scores)
     (out / "top.tsv").write_text("\n".join(rows) + "\n")
     return out, scores
+
+
+def _delta(delta: np.ndarray | None, row: int) -> str:
+    """The TSV cell of a map's convergence_delta (expected gradients' completeness gap); empty for other methods."""
+    return "" if delta is None else f"{delta[row]:.6g}"
 
 
 def read_fasta_onehot(fasta: str | os.PathLike, length: int, alphabet: str) -> tuple[list[str], np.ndarray]:
@@ -93,12 +99,13 @@ def fasta_report(model: str | os.PathLike, fasta: str | os.PathLike, out: str | 
                  max_logos: int = 100) -> tuple[Path, np.ndarray, list[str]]:
     """Explain every record of `fasta` (top: only the `top` highest probabilities), in input order: scores.npy
     (N, L, 4), ids.txt (line i = scores[i]), records.tsv, a logo per record named with its id (the first
-    `max_logos`) and heatmap.png (the first 50). Returns (out, scores, ids)."""
+    `max_logos`) and heatmap.png (the first 50); records.tsv's convergence_delta is expected gradients'
+    completeness gap per map (empty for other methods). Returns (out, scores, ids)."""
     meta = verify_model_dir(model, need=(SAVED_MODEL_DIR,))
     ids, x = read_fasta_onehot(fasta, meta["sequence_length"], meta["alphabet"])
     pred = Predictor(model, device="cpu").predict_onehot(x)
     rows = np.arange(len(ids)) if top is None else np.sort(top_indices(pred["probability"], top))
-    scores = attribute(load_logits_fn(model), x[rows], method)
+    scores, delta = attribution(load_logits_fn(model), x[rows], method)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     kept = [ids[i] for i in rows]
@@ -110,7 +117,7 @@ def fasta_report(model: str | os.PathLike, fasta: str | os.PathLike, out: str | 
             plot_logo(s, out / name, title=f"{ids[i]} p={pred['probability'][i]:.3f} ({method})",
                       ylabel=YLABEL[method])
         lines.append(f"{row}\t{i + 1}\t{ids[i]}\t{pred['probability'][i]:.6f}\t{pred['logit'][i]:.6f}\t"
-                     f"{name if drawn else ''}")
+                     f"{name if drawn else ''}\t{_delta(delta, row)}")
     plot_heatmap(scores[:HEATMAP_ROWS], out / "heatmap.png", kept[:HEATMAP_ROWS], colorbar_label=YLABEL[method])
     np.save(out / "scores.npy", scores)
     (out / "ids.txt").write_text("\n".join(kept) + "\n")

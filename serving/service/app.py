@@ -254,14 +254,17 @@ class BindCNN:
     @bentoml.api
     @explainer_link.answers_503  # no explainer: 503 naming BINDCNN_EXPLAINER_URL
     async def saliency(self, sequences: list[str], corrected: Optional[bool] = None,
-                       method: Optional[AttributionMethod] = None) -> dict[str, list]:
-        """sequences: N strings -> scores: (N, L, 4) attribution of the logit at each observed base (TensorFlow).
+                       method: Optional[AttributionMethod] = None) -> dict[str, Any]:
+        """sequences: N strings -> scores: (N, L, 4) attribution of the logit at each observed base (TensorFlow),
+        the same for a sequence in any row or request; method: the one used; convergence_delta: N floats for
+        expected_gradients (each map's completeness gap |sum of scores - (logit - mean reference logit)|), else null.
         method: expected_gradients (default), gradient or corrected; corrected true/false (older): corrected/gradient.
         """
         self._check_text(sequences, LIMITS.saliency_sequences)
         method = attribution_method(method, corrected)
-        scores = await self.link.call("saliency", sequences=sequences, method=method)
-        return {"scores": np.asarray(scores, np.float32).tolist()}
+        answer = await self.link.call("saliency", sequences=sequences, method=method)
+        return {"method": answer["method"], "scores": answer["scores"],
+                "convergence_delta": answer["convergence_delta"]}
 
     @bentoml.api
     @explainer_link.answers_503

@@ -47,26 +47,30 @@ class Explainer:
         log.info("explainer: %s:%s SavedModel loaded from %s", self.metadata["name"],
                  self.metadata["version"], self.model_dir)
 
-    def _scores(self, sequences: list[str], corrected: bool | None, method: str | None) -> tuple[np.ndarray, str]:
-        from serving.attribution import attribute, resolve_method
+    def _attribution(self, sequences: list[str], corrected: bool | None, method: str | None):
+        from serving.attribution import attribution, resolve_method
 
         method = resolve_method(method, corrected if method is None else None)
-        return attribute(self.logits_fn, encode(sequences, self.length, self.alphabet), method), method
+        return attribution(self.logits_fn, encode(sequences, self.length, self.alphabet), method), method
 
     @bentoml.api
-    def saliency(self, sequences: list[str], corrected: bool | None = None, method: str | None = None) -> np.ndarray:
-        """sequences: N valid strings of the model's length (the caller validates) -> (N, L, 4) float32.
-        method: gradient, corrected or expected_gradients (serving.attribution.DEFAULT_METHOD when neither it
-        nor the older `corrected` is given, as in the app's /saliency)."""
-        return self._scores(sequences, corrected, method)[0]
+    def saliency(self, sequences: list[str], corrected: bool | None = None, method: str | None = None) -> dict:
+        """sequences: N valid strings of the model's length (the caller validates) -> {"method", "scores": (N, L, 4),
+        "convergence_delta": N floats (expected_gradients: each map's completeness gap) or None}. method:
+        gradient, corrected or expected_gradients (serving.attribution.DEFAULT_METHOD when neither it nor the
+        older `corrected` is given, as in the app's /saliency). A sequence's map is the same in any row/request."""
+        result, method = self._attribution(sequences, corrected, method)
+        delta = result.convergence_delta
+        return {"method": method, "scores": result.scores.tolist(),
+                "convergence_delta": None if delta is None else delta.tolist()}
 
     @bentoml.api
     def logo(self, sequence: str, corrected: bool | None = None, method: str | None = None) -> str:
         """One sequence -> its attribution logo as a base64-encoded PNG."""
         from serving.plots import plot_logo
 
-        scores, method = self._scores([sequence], corrected, method)
-        buf = plot_logo(scores[0], io.BytesIO(), title=method.replace("_", " "), alphabet=self.alphabet,
+        result, method = self._attribution([sequence], corrected, method)
+        buf = plot_logo(result.scores[0], io.BytesIO(), title=method.replace("_", " "), alphabet=self.alphabet,
                         ylabel=method.replace("_", " "))
         return base64.b64encode(buf.getvalue()).decode("ascii")
 
