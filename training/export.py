@@ -1,5 +1,6 @@
 """Export one set of trained weights as a TensorFlow SavedModel (endpoints `serve` -> probability,
 `logits` -> pre-sigmoid output) and an ONNX model (outputs `prob`, `logit`), verify that they agree,
+add the shared-computation engines' files (scan.onnx, layers.npz; each checked against model.onnx),
 and write models/<name>/ atomically with metadata.json and checksums."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from serving.artifact import (FINGERPRINT_SEED, ONNX_FILE, SAVED_MODEL_DIR, ArtifactError, check_fingerprint,
                               probe_inputs, scaled_difference, write_metadata)
-from serving.dna import ALPHABET
+from serving.dna import ALPHABET, codes_to_onehot, sigmoid
 from serving.versions import TRAINING_PACKAGES, package_versions
 from training.hooks import interrupt_point
 from training.model import INPUT_NAME, logit_model
@@ -69,24 +70,79 @@ def write_onnx(model, path: str | os.PathLike, opset: int = ONNX_OPSET, converte
     return used
 
 
-def write_onnx_variants(model, folder: Path, runtimes, x_check: np.ndarray, opset: int = ONNX_OPSET
-                        ) -> dict[str, Any]:
-    """Write training.onnx_graph.variants (other layouts of the same weights) into folder, each checked against
-    the SavedModel as model.onnx is (ParityError beyond 1e-5). Returns metadata's 'onnx_variants':
-    {name: {"file", "parity"}}; serving/calibration.py times them on the serving machine."""
+def write_engine_files(model, folder: Path, session, x_check: np.ndarray, tolerance: float = PARITY_TOLERANCE
+                       ) -> dict[str, Any]:
+    """The shared-computation engines' files, from the same weights as model.onnx: layers.npz (serving.layers, for
+    incremental substitutions) and scan.onnx (training.scan_graph). Each is checked against model.onnx (`session`)
+    window by window, as the predictor scores (ParityError beyond `tolerance`). Returns metadata's 'layers' and
+    'scan_graph' entries; {} for a model whose architecture the engines do not know (scored window by window)."""
     import onnxruntime as ort
 
-    from training import onnx_graph
+    from serving import engine, substitutions
+    from serving.layers import LAYERS_FILE, Layers
+    from training import onnx_graph, scan_graph
 
-    out = {}
-    for name, (filename, proto) in onnx_graph.variants(model, opset).items():
-        (folder / filename).write_bytes(proto.SerializeToString())
-        session = ort.InferenceSession(str(folder / filename), providers=["CPUExecutionProvider"])
-        try:
-            out[name] = {"file": filename, "parity": check_parity((runtimes[0], session), x_check)}
-        except ParityError as exc:
-            raise ParityError(f"ONNX variant {filename}: {exc}") from None
-    return out
+    try:
+        layers = onnx_graph.layer_weights(model)
+    except onnx_graph.Unsupported:
+        return {}
+    length = layers.length
+    layers.save(folder / LAYERS_FILE)
+    (folder / engine.SCAN_FILE).write_bytes(scan_graph.build(layers, ONNX_OPSET).SerializeToString())
+
+    def per_window(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([session.run(["logit"], {INPUT_NAME: np.ascontiguousarray(x[i:i + 4096])})[0]
+                               .reshape(-1) for i in range(0, len(x), 4096)])
+
+    # scan.onnx: a long sequence made of held-out sequences end to end with a run of N, every window at stride 1
+    long = scan_check_sequence(x_check, length)
+    scan = ort.InferenceSession(str(folder / engine.SCAN_FILE), providers=["CPUExecutionProvider"])
+    starts = np.arange(len(long) - length + 1, dtype=np.int64)
+    got = scan.run(["logit"], {engine.SCAN_INPUTS[0]: long, engine.SCAN_INPUTS[1]: starts})[0]
+    windows = np.lib.stride_tricks.sliding_window_view(long, (length, 4))[:, 0]
+    scan_parity = agreement(per_window(windows), got, tolerance, f"the scan graph ({engine.SCAN_FILE})")
+    # layers.npz: every single-base mutant of a few held-out sequences, incrementally vs model.onnx
+    codes = np.where(x_check[:4].max(axis=2) > 0, x_check[:4].argmax(axis=2), 4).astype(np.uint8)
+    mutants, _ = substitutions.mutant_logits(Layers.load(folder / LAYERS_FILE), codes)
+    each = np.repeat(codes, length * 4, axis=0).reshape(len(codes), length * 4, length)
+    rows = np.arange(length * 4)
+    each[:, rows, rows // 4] = rows % 4
+    expected = per_window(codes_to_onehot(each.reshape(-1, length)))
+    layers_parity = agreement(expected, mutants.reshape(-1), tolerance, f"incremental substitutions ({LAYERS_FILE})")
+    return {
+        "layers": {"file": LAYERS_FILE, "arrays": "serving/layers.py Layers: conv kernel (K, 4, F), bias (F,), "
+                   "dense_w (T*F, D), dense_b, logit_w (D, 1), logit_b, pool, length", "parity": layers_parity},
+        "scan_graph": {"file": engine.SCAN_FILE,
+                       "inputs": {engine.SCAN_INPUTS[0]: "(bases, 4) float32 one-hot, channels A,C,G,T; N = zeros",
+                                  engine.SCAN_INPUTS[1]: f"(windows,) int64 window starts, 0 <= s <= bases - {length}"},
+                       "outputs": {engine.SCAN_OUTPUTS[0]: "(windows,) float32 logit of each window",
+                                   engine.SCAN_OUTPUTS[1]: "(windows,) float32 probability of each window"},
+                       "parity": scan_parity},
+    }
+
+
+def scan_check_sequence(x_check: np.ndarray, length: int, n: int = 48) -> np.ndarray:
+    """(bases, 4) float32: the first n held-out sequences end to end, 60 N and 30 random bases between their two
+    halves, so that windows straddle sequences, a run of N and both ends."""
+    rng = np.random.default_rng(0)
+    half = len(x_check[:n]) // 2
+    filler = np.vstack([np.zeros((60, 4), np.float32), np.eye(4, dtype=np.float32)[rng.integers(0, 4, 30)]])
+    return np.ascontiguousarray(np.vstack([x_check[:half].reshape(-1, 4), filler, x_check[half:n].reshape(-1, 4)]),
+                                np.float32)
+
+
+def agreement(expected: np.ndarray, logit: np.ndarray, tolerance: float, what: str) -> dict[str, Any]:
+    """Logits of another computation vs model.onnx's (N,): probabilities compared absolutely, logits relative to
+    max(1, |logit|). Raises ParityError beyond tolerance; returns the measured differences."""
+    expected, logit = np.asarray(expected, np.float64).reshape(-1), np.asarray(logit, np.float64).reshape(-1)
+    report = {"n": int(len(expected)),
+              "max_abs_prob_diff": float(np.abs(sigmoid(expected).astype(np.float64) - sigmoid(logit)).max()),
+              "max_scaled_logit_diff": float(scaled_difference(logit, expected).max()),
+              "reference": "model.onnx, window by window", "tolerance": tolerance}
+    if not (report["max_abs_prob_diff"] <= tolerance and report["max_scaled_logit_diff"] <= tolerance):
+        raise ParityError(f"{what} disagrees with model.onnx beyond {tolerance}: probability "
+                          f"{report['max_abs_prob_diff']:.3g}, logit (scaled) {report['max_scaled_logit_diff']:.3g}")
+    return report
 
 
 def _tf2onnx_graph(model, opset: int):
@@ -192,7 +248,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
             shutil.copy2(src, staging / rel)
         runtimes = load_runtimes(staging)
         parity = check_parity(runtimes, x_check)
-        variants = write_onnx_variants(model, staging, runtimes, x_check) if converter == "direct" else {}
+        engines = write_engine_files(model, staging, runtimes[1], x_check)
         length = int(model.input_shape[1])
         probe = fingerprint(runtimes, length)
         meta = {
@@ -207,11 +263,11 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
             "saved_model_endpoints": {"serve": "probability (batch, 1)", "logits": "pre-sigmoid logit (batch, 1)"},
             "onnx_opset": ONNX_OPSET,
             "onnx_converter": converter,
-            "onnx_variants": variants,
             "parameters": int(model.count_params()),
             **metadata,
             "parity": parity,
             "fingerprint": probe,
+            **engines,
             "packages": package_versions(TRAINING_PACKAGES, missing=None),
         }
         meta = write_metadata(staging, meta)

@@ -2,12 +2,14 @@
 CPU kernels are fastest with (NCHW conv padded to 32 filters, so conv+relu+pool run blocked; see benchmarks/).
 
 Used by training.export.write_onnx for models of training.model's shape; anything else goes through tf2onnx.
+layer_weights gives the same weights as serving.layers.Layers, from which training.scan_graph builds the scan graph.
 The export's parity check (ONNX vs SavedModel, <= 1e-5) guards this graph like any other.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from serving.layers import Layers
 from training.model import INPUT_NAME, LOGIT_LAYER
 
 CHANNEL_BLOCK = 16  # ONNX Runtime's NCHWc block on AVX-512 (8 on AVX2): filters are padded to a multiple of it
@@ -46,29 +48,42 @@ def _layers(model) -> dict:
     return {"conv": conv, "pool": pool, "dense": dense, "logit": logit}
 
 
+def layer_weights(model) -> Layers:
+    """The weights of a training.model-shaped Keras model as serving.layers.Layers (float32), or Unsupported."""
+    parts = _layers(model)
+    kernel, bias = (np.asarray(w, np.float32) for w in parts["conv"].get_weights())  # (K, C, F), (F,)
+    d_w, d_b = (np.asarray(w, np.float32) for w in parts["dense"].get_weights())  # (T * F, D), (D,)
+    o_w, o_b = (np.asarray(w, np.float32) for w in parts["logit"].get_weights())  # (D, 1), (1,)
+    layers = Layers(kernel=kernel, bias=bias, pool=int(parts["pool"].get_config()["pool_size"][0]), dense_w=d_w,
+                    dense_b=d_b, logit_w=o_w, logit_b=o_b, length=int(model.input_shape[1]))
+    try:
+        layers.check()
+    except ValueError as exc:
+        raise Unsupported(str(exc)) from None
+    return layers
+
+
 def build(model, opset: int = 17, channel_block: int = CHANNEL_BLOCK):
+    """onnx.ModelProto of a Keras model of training.model's shape (build_from_layers); raises Unsupported."""
+    return build_from_layers(layer_weights(model), opset, channel_block)
+
+
+def build_from_layers(layers: Layers, opset: int = 17, channel_block: int = CHANNEL_BLOCK):
     """onnx.ModelProto: input `dna` (batch, L, 4) float32 -> `prob`, `logit` (batch, 1) float32.
 
     dna -> Reshape (batch, 1, L, 4) -> Transpose (batch, 4, 1, L) -> Conv (F' filters, 1 x K, 'same')
     -> Relu -> MaxPool (1 x P) -> Flatten (batch, F' * T) -> Gemm+Relu (dense rows permuted from Keras'
     (T, F) flatten order, zero rows for padding filters) -> Gemm (logit) -> Sigmoid (prob).
     F' = F rounded up to channel_block: with whole blocks ONNX Runtime keeps conv, relu and pool in its
-    blocked NCHWc layout and reorders only the small pooled tensor (16 on AVX-512, 8 on AVX2: which one
-    runs faster is measured per machine, serving/calibration.py). Raises Unsupported for other models."""
+    blocked NCHWc layout and reorders only the small pooled tensor."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    parts = _layers(model)
-    length = int(model.input_shape[1])
-    kernel, bias = (np.asarray(w, np.float32) for w in parts["conv"].get_weights())  # (K, C, F), (F,)
+    length, kernel, bias, pool = layers.length, layers.kernel, layers.bias, layers.pool
     k, c, f = kernel.shape
-    pool = int(parts["pool"].get_config()["pool_size"][0])
-    t = length // pool
-    d_w, d_b = (np.asarray(w, np.float32) for w in parts["dense"].get_weights())  # (T * F, D), (D,)
-    o_w, o_b = (np.asarray(w, np.float32) for w in parts["logit"].get_weights())  # (D, 1), (1,)
+    t = layers.bins
+    d_w, d_b, o_w, o_b = layers.dense_w, layers.dense_b, layers.logit_w, layers.logit_b
     units = d_w.shape[1]
-    if d_w.shape[0] != t * f:
-        raise Unsupported(f"dense input {d_w.shape[0]} != {t} x {f}")
     fp = -(-f // channel_block) * channel_block
     w4 = np.zeros((fp, c, 1, k), np.float32)
     w4[:f] = kernel.transpose(2, 1, 0)[:, :, None, :]
@@ -76,7 +91,7 @@ def build(model, opset: int = 17, channel_block: int = CHANNEL_BLOCK):
     b4[:f] = bias
     dense = np.zeros((fp, t, units), np.float32)  # ONNX flattens (F', 1, T) as f * T + t; Keras as t * F + f
     dense[:f] = d_w.reshape(t, f, units).transpose(1, 0, 2)
-    left = (k - 1) // 2  # Keras 'same' padding
+    left = layers.pad_left  # Keras 'same' padding
 
     node = helper.make_node
     nodes = [
@@ -105,20 +120,3 @@ def build(model, opset: int = 17, channel_block: int = CHANNEL_BLOCK):
     proto.ir_version = min(proto.ir_version, 8)  # readable by older ONNX Runtime builds too
     onnx.checker.check_model(proto)
     return proto
-
-
-# Alternative layouts written beside model.onnx at export (same weights, same parity check): serving's
-# calibration times them against model.onnx on the machine that serves and keeps the fastest.
-VARIANT_BLOCKS = {"conv-block8": 8}  # name -> channel_block; 24 filters stay 24 (AVX2's 8-channel blocks)
-
-
-def variants(model, opset: int = 17) -> dict[str, tuple[str, object]]:
-    """{name: (file name, onnx.ModelProto)} of the layouts that differ from model.onnx's (filters padded to
-    another block size); {} for models this writer does not know."""
-    try:
-        f = int(_layers(model)["conv"].get_weights()[0].shape[2])
-    except Unsupported:
-        return {}
-    main = -(-f // CHANNEL_BLOCK) * CHANNEL_BLOCK
-    return {name: (f"model.{name}.onnx", build(model, opset, block)) for name, block in VARIANT_BLOCKS.items()
-            if -(-f // block) * block != main}

@@ -136,6 +136,7 @@ def train_and_export(data: Path | None, name: str, models_root: Path = Path("mod
         tag = register_model(out_dir)
         meta["bentoml_tag"] = tag
         say(f"registered in the BentoML model store as {tag}")
-    say(f"model:    {out_dir}/ (saved_model/, model.onnx, model.keras, metadata.json)")
+    say(f"model:    {out_dir}/ (saved_model/, model.onnx, model.keras, metadata.json"
+        + (", scan.onnx, layers.npz" if "scan_graph" in meta else "") + ")")
     say(f"plots:    {out_dir}/history.png, {out_dir}/roc_pr.png")
     return meta
