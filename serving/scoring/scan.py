@@ -1,5 +1,7 @@
-"""Scanning long sequences: every window of the model length L at a stride, as strided views of one
-one-hot array streamed through a predictor in large batches, and sites called from the scores.
+"""Scanning long sequences: every window of the model length L at a stride, and sites called from the scores.
+With an in-process predictor whose model folder has a scan graph, the windows go through serving.engine (the
+convolution computed once per base); otherwise (a service's client, an older model folder) they are strided views of
+one one-hot array streamed through the predictor in large batches. Both give each window's score alone.
 
 Coordinates are BED-style (0-based, half-open); a record's genome place comes from serving.scoring.regions.
 bedGraph bins: windows overlap (stride < L) and bedGraph intervals must not, so each window's probability
@@ -16,6 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from serving.dna import SequenceError, codes_to_onehot, to_codes
+from serving.engine import engine_for
 from serving.scoring.regions import Region
 
 BATCH = 4096  # windows per predictor call
@@ -37,7 +40,11 @@ def scan_onehot(predictor, x: np.ndarray, stride: int = 1, batch_size: int = BAT
     """Score every window of one one-hot array x: (n, 4), n >= L.
 
     Returns (probability (W,), logit (W,)) float32 for window starts 0, stride, 2*stride, ...
-    Windows go to predictor.predict_onehot `batch_size` at a time, as views of x."""
+    Through the predictor's scan engine when it has one; else windows go to predictor.predict_onehot `batch_size`
+    at a time, as views of x."""
+    engine = engine_for(predictor)
+    if engine is not None:
+        return engine.scan_onehot(x, stride, rc, on_batch)
     view = windows(x, predictor.length, stride)
     prob = np.empty(len(view), np.float32)
     logit = np.empty(len(view), np.float32)
@@ -108,7 +115,19 @@ def scan_sequence(predictor, seq: str, stride: int = 1, short: str = "reject", r
         if on_batch is not None:
             on_batch(1)
         return ScanResult(rid, n, L, stride, np.array([-left]), out["probability"], out["logit"], padded=True)
-    total = n_windows(n, L, stride)
+    prob, logit = scan_codes(predictor, codes, stride, batch_size, rc, on_batch)
+    return ScanResult(rid, n, L, stride, np.arange(len(prob), dtype=np.int64) * stride, prob, logit)
+
+
+def scan_codes(predictor, codes: np.ndarray, stride: int = 1, batch_size: int = BATCH, rc: bool = False,
+               on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Score every window of codes: (n,) uint8 (serving.dna: 0-3 ACGT, 4 N), n >= L -> (probability (W,), logit
+    (W,)) float32, W = n_windows(n, L, stride). The one-hot is built SEGMENT_BP at a time (the scan engine: a run)."""
+    engine = engine_for(predictor)
+    if engine is not None:
+        return engine.scan_codes(codes, stride, rc, on_batch)
+    L = predictor.length
+    total = n_windows(len(codes), L, stride)
     per_segment = max(1, (SEGMENT_BP - L) // stride + 1)
     prob = np.empty(total, np.float32)
     logit = np.empty(total, np.float32)
@@ -117,7 +136,7 @@ def scan_sequence(predictor, seq: str, stride: int = 1, short: str = "reject", r
         lo, hi = i0 * stride, (i1 - 1) * stride + L
         x = codes_to_onehot(codes[lo:hi])  # (hi - lo, 4): the ONE array the windows view
         prob[i0:i1], logit[i0:i1] = scan_onehot(predictor, x, stride, batch_size, rc, on_batch)
-    return ScanResult(rid, n, L, stride, np.arange(total, dtype=np.int64) * stride, prob, logit)
+    return prob, logit
 
 
 # -- calling sites --------------------------------------------------------------------------------
