@@ -65,3 +65,34 @@ def test_ism_figure_is_a_png_with_logo_and_heat_map(tmp_path):
     delta = np.random.default_rng(2).normal(size=(40, 4)).astype(np.float32)
     path = mu.plot_mutagenesis(delta, "ACGT" * 10, tmp_path / "ism.png", title="x: ISM")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _letter_px(ax, positions: int) -> float:
+    """Width in pixels of one position of a logo axis, as saved (at plots.DPI)."""
+    return ax.get_window_extent().width / positions * plots.DPI / ax.figure.dpi
+
+
+def test_a_long_logo_magnifies_its_strongest_stretch_above_the_whole_track():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(0, 0.01, (200, 4))
+    scores[131:150] += np.eye(4)[rng.integers(0, 4, 19)]  # a strong motif at 131-149
+    s = plots.strongest_stretch(scores)
+    assert abs((s + plots.ZOOM_NT / 2) - 140) <= 3  # the motif in the middle of the magnified stretch
+    fig = plots.logo_figure(scores, title="t")
+    fig.tight_layout()  # as save_figure lays it out
+    fig.canvas.draw()
+    zoom, whole = fig.axes
+    assert zoom.get_xlim() == (s - 1, s + plots.ZOOM_NT)  # the magnified stretch keeps its positions
+    assert whole.get_xlim() == (-1, 200)
+    assert f"positions {s}-{s + plots.ZOOM_NT - 1} of 200" in zoom.get_title()
+    assert _letter_px(zoom, plots.ZOOM_NT + 1) >= 18  # readable letters (the old single track: ~5 px)
+    assert _letter_px(zoom, plots.ZOOM_NT + 1) >= 3 * _letter_px(whole, 201)
+    plots.pyplot().close(fig)
+
+
+def test_a_short_logo_is_drawn_once_with_readable_letters():
+    fig = plots.logo_figure(np.random.default_rng(4).normal(size=(40, 4)))
+    fig.tight_layout()
+    fig.canvas.draw()
+    assert len(fig.axes) == 1 and _letter_px(fig.axes[0], 41) >= 15
+    plots.pyplot().close(fig)
