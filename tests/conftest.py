@@ -1,5 +1,6 @@
-"""Shared fixtures: a small synthetic dataset and a tiny model trained, exported and registered once
-per test session, in a private BentoML home (never the user's ~/bentoml)."""
+"""Shared fixtures: a small synthetic dataset and a tiny model trained, exported and registered once per test
+session, in a private BentoML home (never the user's ~/bentoml); a real server of it and an HTTP client on it (a
+module with its own limits defines its own `server`)."""
 from __future__ import annotations
 
 import os
@@ -63,6 +64,15 @@ def server(trained):
 
     with Server(env={"BINDCNN_MODEL": trained["tag"]}) as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    """An httpx client on the module's `server` (this file's default one, or a module's own with its limits)."""
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        yield client
 
 
 class ToyPredictor:

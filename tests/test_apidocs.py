@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 from serving.service.apidocs import CTCF_CORE, example_fasta, example_sequence, request_example
-
-
-@pytest.fixture(scope="module")
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=120) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -133,11 +133,11 @@ def test_ports_services_and_selectors_line_up():
 
 def known_settings() -> set[str]:
     """Every BINDCNN_* environment variable the service code reads."""
-    from serving.service import explainer_link, limits, shutdown, workers
+    from serving.service import bentoml_compat, explainer_link, limits, workers
     from serving.store import MODEL_ENV
 
     lims = limits.from_env()
-    return {MODEL_ENV, explainer_link.URL_ENV, workers.WORKERS_ENV, workers.THREADS_ENV, shutdown.GRACE_ENV,
+    return {MODEL_ENV, explainer_link.URL_ENV, workers.WORKERS_ENV, workers.THREADS_ENV, bentoml_compat.GRACE_ENV,
             *(getattr(lims, f).env for f in lims.__dataclass_fields__)}
 
 

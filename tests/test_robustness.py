@@ -7,7 +7,6 @@ import io
 import json
 import zlib
 
-import httpx
 import numpy as np
 import pytest
 import schemathesis
@@ -28,12 +27,6 @@ def server(trained):
     with Server.for_model(trained["tag"], max_sequences=MAX_SEQUENCES, max_upload_bytes=MAX_UPLOAD,
                           max_saliency_sequences=MAX_SALIENCY) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=120) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +51,8 @@ def _own_schema() -> dict:
     from serving.service.app import BindCNN
 
     # as served: BentoML's document with the service's summaries, tags and examples (serving.service.apidocs)
-    return describe_spec(json.loads(json.dumps(BindCNN.openapi_spec.asdict())), "test")
+    model = {"name": "test", "version": "test", "sequence_length": 200, "alphabet": "ACGT"}
+    return describe_spec(json.loads(json.dumps(BindCNN.openapi_spec.asdict())), "test", model)
 
 
 SCHEMA = _own_schema()
@@ -135,7 +129,7 @@ CORPUS = {
     "FASTA empty record": ("/predict_fasta", fasta(f">a\n>b\n{A200}\n"), 400, ["'a'", "no sequence"]),
     "FASTA only headers": ("/predict_fasta", fasta(">a\n>b\n"), 400, ["no sequence"]),
     "FASTA NUL in sequence": ("/predict_fasta", fasta(f">a\n{A200[:5]}\x00{A200[6:]}\n"), 400,
-                              ["record 1", "'a'", "position 6"]),
+                              ["record 1", "'a'", "position 6"]),  # its only record: none can be scored
     "FASTA unicode in sequence": ("/predict_fasta", fasta(f">a\n{A200[:5]}é{A200[6:]}\n"), 400,
                                   ["record 1", "position 6", "é"]),
     "FASTA binary": ("/predict_fasta", fasta(bytes(range(256)) * 10), 400, []),

@@ -31,12 +31,6 @@ def server(trained):
 
 
 @pytest.fixture(scope="module")
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=120) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def client(server):
     import bentoml
 
@@ -178,8 +172,8 @@ def _batch_histogram(http) -> tuple[float, float]:
 
 def test_concurrent_single_sequences_are_answered_and_counted(server, predictor, seqs):
     """64 clients connected first, then all sending at once: each gets its own sequence's score, and the batch
-    histogram counts every sequence once. (How many share a call depends on timing: tests/test_microbatch.py checks
-    that requests queued together share one; benchmarks section 4 reports the batch sizes under load.)"""
+    histogram counts every sequence once. (How many share a call depends on timing and on BentoML's adaptive batching; benchmarks section 4 reports
+    the batch sizes under load.)"""
     import http.client
     import json
     import socket
@@ -326,13 +320,19 @@ def test_bad_fasta(http, content, fragments):
     expect(http.post("/predict_fasta", files={"fasta": ("x.fa", content)}), 400, *fragments)
 
 
-def test_fasta_record_errors_name_the_record(http, seqs):
+def test_fasta_record_errors_name_the_record(http, seqs, predictor):
+    """A partly bad upload: a row per record, the bad ones with null scores and their reason; all bad: 400 naming
+    each record."""
     bad = seqs[2][:19] + "?" + seqs[2][20:]
     content = fasta_bytes(["r1", "r2", "r3"], [seqs[0], seqs[1], bad])
-    expect(http.post("/predict_fasta", files={"fasta": ("x.fa", content)}), 400,
-           "record 3", "'r3'", "'?' at position 20")
-    content = fasta_bytes(["r1", "short"], [seqs[0], seqs[1][:120]])
-    expect(http.post("/predict_fasta", files={"fasta": ("x.fa", content)}), 400, "record 2", "'short'", "length 120")
+    rows = json.loads(expect(http.post("/predict_fasta", files={"fasta": ("x.fa", content)}), 200))
+    assert [r["id"] for r in rows] == ["r1", "r2", "r3"]
+    want = predictor.predict_sequences(seqs[:2])["logit"]
+    np.testing.assert_allclose([r["logit"] for r in rows[:2]], want, atol=1e-5)
+    assert rows[2]["probability"] is None and rows[2]["logit"] is None and "'?' at position 20" in rows[2]["reason"]
+    content = fasta_bytes(["short", "bad"], [seqs[1][:120], bad])
+    expect(http.post("/predict_fasta", files={"fasta": ("x.fa", content)}), 400, "no record can be scored",
+           "record 1", "'short'", "length 120", "record 2", "'bad'", "'?' at position 20")
 
 
 def test_gzip_bomb_is_capped(http):

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import io
 
-import httpx
 import numpy as np
 import pytest
 
 from serving.dna import encode_codes, random_dna
-
-
-@pytest.fixture(scope="module")
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=120) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -64,42 +57,24 @@ def test_bad_codes_are_400s_that_say_what_is_wrong(http, payload, fragments):
         assert fragment in resp.text
 
 
-def test_raw_body_fast_path_answers_like_the_multipart_form(http, predictor, seqs):
+def test_raw_body_route_answers_like_the_multipart_form(http, predictor, seqs):
+    """POST /raw/predict_codes (serving/service/routes.py, a mounted Starlette app): the same scores and errors."""
     codes = encode_codes(seqs, predictor.length, predictor.alphabet)
     octet = {"content-type": "application/octet-stream"}
     form = _post_codes(http, codes.tobytes()).json()
-    raw = http.post("/predict_codes", content=codes.tobytes(), headers=octet)
+    raw = http.post("/raw/predict_codes", content=codes.tobytes(), headers=octet)
     assert raw.status_code == 200 and raw.headers["content-type"].startswith("application/json")
-    assert raw.json() == form
-    rc = http.post("/predict_codes", params={"reverse_complement_average": "true"}, content=codes.tobytes(),
+    np.testing.assert_array_equal(np.float32(raw.json()["logit"]), np.float32(form["logit"]))
+    np.testing.assert_array_equal(np.float32(raw.json()["probability"]), np.float32(form["probability"]))
+    rc = http.post("/raw/predict_codes", params={"reverse_complement_average": "true"}, content=codes.tobytes(),
                    headers=octet).json()
     np.testing.assert_allclose(rc["logit"], predictor.predict_sequences(seqs, True)["logit"], atol=1e-5)
-    bad = http.post("/predict_codes", content=b"\x09" * 200, headers=octet)
+    bad = http.post("/raw/predict_codes", content=b"\x09" * 200, headers=octet)
     assert bad.status_code == 400 and "code 9" in bad.json()["error"]
-    short = http.post("/predict_codes", content=b"\x00" * 10, headers=octet)
+    short = http.post("/raw/predict_codes", content=b"\x00" * 10, headers=octet)
     assert short.status_code == 400 and "10 bytes" in short.json()["error"]
-    # anything else on the route is the documented multipart endpoint's business (the guard's 415)
-    assert http.post("/predict_codes", content=codes.tobytes(), headers={"content-type": "text/plain"}).status_code == 415
-
-
-def test_raw_body_fast_path_answers_float32_bytes_when_asked(http, predictor, seqs):
-    from serving.scores_wire import scores_from_bytes
-
-    codes = encode_codes(seqs, predictor.length, predictor.alphabet)
-    octet = {"content-type": "application/octet-stream"}
-    as_json = http.post("/predict_codes", content=codes.tobytes(), headers=octet).json()
-    for accept in ("application/octet-stream", "application/json;q=0.5, application/octet-stream"):
-        raw = http.post("/predict_codes", content=codes.tobytes(), headers={**octet, "accept": accept})
-        assert raw.status_code == 200 and raw.headers["content-type"] == "application/octet-stream"
-        assert len(raw.content) == 8 * len(seqs)
-        prob, logit = scores_from_bytes(raw.content, len(seqs))
-        # JSON prints float32 with 9 digits, which gives back the same float32: the two answers are equal
-        np.testing.assert_array_equal(prob, np.float32(as_json["probability"]))
-        np.testing.assert_array_equal(logit, np.float32(as_json["logit"]))
-    refused = http.post("/predict_codes", content=codes.tobytes(), headers={**octet, "accept": "application/octet-stream;q=0"})
-    assert refused.headers["content-type"] == "application/json" and refused.json() == as_json
-    bad = http.post("/predict_codes", content=b"\x09" * 200, headers={**octet, "accept": "application/octet-stream"})
-    assert bad.status_code == 400 and "code 9" in bad.json()["error"]  # errors stay JSON
+    # the BentoML endpoint takes only its multipart form (the guard's 415 says so)
+    assert http.post("/predict_codes", content=codes.tobytes(), headers=octet).status_code == 415
 
 
 def test_client_falls_back_to_multipart_where_the_raw_body_is_refused(server, predictor, seqs, monkeypatch):
@@ -124,12 +99,12 @@ def test_client_falls_back_to_multipart_where_the_raw_body_is_refused(server, pr
 def test_predict_codes_is_documented(http):
     doc = http.get("/docs.json").json()
     op = doc["paths"]["/predict_codes"]["post"]
-    assert {"multipart/form-data", "application/octet-stream"} <= set(op["requestBody"]["content"])
-    assert set(op["responses"]["200"]["content"]) == {"application/json", "application/octet-stream"}
-    assert "float32 little-endian" in op["responses"]["200"]["description"]
-    assert [p["name"] for p in op["parameters"] if p["in"] == "query"] == ["reverse_complement_average"]
+    assert "multipart/form-data" in op["requestBody"]["content"]
     assert "codes" in str(op["requestBody"]) and (op.get("summary") or op.get("description"))
     assert "example.fa" not in op["description"]  # a FASTA is no codes upload
+    raw = doc["paths"]["/raw/predict_codes"]["post"]
+    assert set(raw["requestBody"]["content"]) == {"application/octet-stream"}
+    assert [p["name"] for p in raw["parameters"] if p["in"] == "query"] == ["reverse_complement_average"]
 
 
 def test_http_predictor_sends_codes_and_matches_local(server, predictor, seqs, monkeypatch):

@@ -55,7 +55,7 @@ def cmd_serve(args) -> int:
     cmd = [str(BENTOML), "serve", service, "--host", args.host, "--port", str(args.port)]
     what = ("the explainer of " if service == EXPLAINER_SERVICE else "") + tag
     via = f", saliency from {args.explainer_url}" if extra.get(explainer_link.URL_ENV) else ""
-    say(f"serving {what} on http://{args.host}:{args.port}{via} (Ctrl-C stops it)")
+    say(f"starting {what}: loading the model in each worker; waiting for /readyz (Ctrl-C stops it)")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     stopping = []
 
@@ -68,8 +68,29 @@ def cmd_serve(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     try:
+        if wait_ready(proc, args.host, args.port):
+            say(f"serving {what} on http://{args.host}:{args.port}{via}: ready (Ctrl-C stops it)")
         code = proc.wait()
     finally:
         end_processes(process_tree(proc.pid), grace=1.0)  # nothing outlives the command
         shutil.rmtree(tmp, ignore_errors=True)
     return EXIT_OK if stopping else code
+
+
+def wait_ready(proc: subprocess.Popen, host: str, port: int, poll_s: float = 0.25) -> bool:
+    """Poll the server's /readyz until it answers 200 (True) or the server exits (False): the URL is printed only
+    when requests are taken. A wildcard host is polled on loopback."""
+    import time
+
+    import httpx
+
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{'[' + local + ']' if ':' in local else local}:{port}/readyz"
+    while proc.poll() is None:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(poll_s)
+    return False

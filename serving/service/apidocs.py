@@ -1,18 +1,15 @@
 """The service's own API documentation: a real title, version and description, a summary per endpoint and
-request examples that work as they are, written over BentoML's generated /docs.json, and a Swagger page.
+request examples that work as they are, made from BentoML's public OpenAPI document (Service.openapi_spec), and a
+Swagger page; served by serving/service/routes.py.
 
 BentoML 1.4.40 titles the document "<service>:<bento version>" (version "None" from source), describes it as
-"a Machine Learning Service created with BentoML" with remote badge images, gives no summaries and example
-bodies like {"sequences": ["string"]} that answer 400. Its index page loads a remote tag manager. Here the
-document is rewritten as it leaves the worker (ApiDocs, an ASGI middleware) and "/" is a plain Swagger page
-over BentoML's own local static files.
+"a Machine Learning Service created with BentoML" with remote badge images, gives no summaries, example bodies
+like {"sequences": ["string"]} that answer 400, a Servers entry ".", and documents a 400's `detail` as a string
+where pydantic sends a list. Its index page loads a remote tag manager; ours uses BentoML's local static files.
 """
 from __future__ import annotations
 
-import json
-from typing import Any, Awaitable, Callable
-
-MODEL: dict[str, Any] = {}  # {"name", "version", "length", "alphabet", "metrics"} of the served model, set at start
+from typing import Any
 
 # MA0139.1's consensus (CTCF, the core 19 nt) set in a 200-nt sequence: the model calls it bound.
 CTCF_CORE = "TGGCCACCAGGGGGCGCTA"
@@ -29,14 +26,13 @@ INDEX_HTML = """<!DOCTYPE html>
 <script src="./static_content/swagger-initializer.js" charset="UTF-8"></script>
 </body></html>
 """.encode()
-Message = dict[str, Any]
 # route -> (tag, summary) for Swagger's rows; an endpoint not listed gets the first clause of its docstring.
 OPERATIONS = {
     "/predict": ("predict", "Score sequences sent as JSON strings"),
     "/predict_fasta": ("predict", "Score every record of a FASTA file (upload)"),
     "/predict_onehot": ("predict", "Score a one-hot .npy array (upload)"),
     "/predict_one": ("predict", "Score one sequence; concurrent requests share a batch"),
-    "/predict_codes": ("predict", "Score sequences sent as bytes, one code per base (fastest; upload)"),
+    "/predict_codes": ("predict", "Score sequences sent as bytes, one code per base (upload)"),
     "/scan": ("long sequences and variants", "Scan a long sequence window by window; call sites"),
     "/scan_fasta": ("long sequences and variants", "Scan every record of a FASTA file (upload)"),
     "/variants": ("long sequences and variants", "Effect of variants on binding (alt - ref)"),
@@ -85,11 +81,13 @@ def request_example(route: str, properties: dict[str, Any], length: int) -> dict
     return body or None
 
 
-def describe_spec(spec: dict[str, Any], version: str) -> dict[str, Any]:
-    """BentoML's OpenAPI document -> the same with bindcnn's info, a summary per operation and examples."""
-    name, mversion = MODEL.get("name", "?"), MODEL.get("version", "?")
-    length, alphabet = int(MODEL.get("length", 200)), MODEL.get("alphabet", "ACGT")
-    metrics = MODEL.get("metrics") or {}
+def describe_spec(spec: dict[str, Any], version: str, model: dict[str, Any]) -> dict[str, Any]:
+    """BentoML's OpenAPI document (as a dict) -> the same with bindcnn's info, a summary per operation, examples,
+    GET /model, the raw-body /raw/predict_codes and pydantic's 400 detail. model: the served model's metadata.json
+    (name, version, sequence_length, alphabet, metrics)."""
+    name, mversion = model.get("name", "?"), model.get("version", "?")
+    length, alphabet = int(model.get("sequence_length", 200)), model.get("alphabet", "ACGT")
+    metrics = model.get("metrics") or {}
     test_auroc = (metrics.get("test") or {}).get("auroc")
     auroc = f" (test AUROC {test_auroc:.3f})" if isinstance(test_auroc, (int, float)) else ""
     spec["info"] = {
@@ -120,33 +118,56 @@ def describe_spec(spec: dict[str, Any], version: str) -> dict[str, Any]:
             op["summary"] = summary[:120]
             op["tags"] = [tag]
             _add_example(spec, route, op, length)
-    for op in (spec.get("paths", {}).get("/predict_codes") or {}).values():
-        if isinstance(op, dict) and "requestBody" in op:
-            _document_raw_codes(op, length)
+    spec["servers"] = [{"url": "/", "description": "this server"}]
+    paths = spec.setdefault("paths", {})
+    if "post" in paths.get("/model", {}):
+        paths["/model"]["get"] = dict(paths["/model"]["post"], operationId="model_info_get")
+        paths["/model"]["get"].pop("requestBody", None)
+    paths[RAW_CODES] = {"post": _raw_codes_operation(length)}
+    _document_validation_errors(spec)
     return spec
 
 
-def _document_raw_codes(op: dict[str, Any], length: int) -> None:
-    """/predict_codes' fastest form (serving/service/fastpath.py): the codes as the raw body, the scores back as
-    float32 bytes when asked (serving.scores_wire); BentoML documents only its multipart form."""
-    binary = {"type": "string", "format": "binary"}
-    op["requestBody"].setdefault("content", {})["application/octet-stream"] = {"schema": {
-        **binary, "description": f"N x {length} bytes, one per position (0-3 = A, C, G, T, 4 = N), rows back to back; "
-                                 f"or a .npy of integers (N, {length})"}}
-    params = op.setdefault("parameters", [])
-    params[:] = [p for p in params if p.get("name") != "reverse_complement_average"]
-    params.append({
-        "name": "reverse_complement_average", "in": "query", "required": False, "schema": {"type": "boolean"},
-        "description": "with a raw (application/octet-stream) body: average both strands' logits"})
-    ok = op.get("responses", {}).get("200")
-    if isinstance(ok, dict):
-        ok.setdefault("content", {})["application/octet-stream"] = {"schema": binary}
-        ok["description"] = ("Scores as JSON; or, for a raw body sent with `Accept: application/octet-stream`, 8 N "
-                             "bytes: float32 little-endian, the N probabilities then the N logits")
-    op["description"] = (op.get("description") or "").split("\n\nUpload a file")[0] + (
-        "\n\nThe fastest form, e.g. for codes.bin holding N x " + str(length) + " bytes:\n\n```\ncurl --data-binary "
-        "@codes.bin -H 'Content-Type: application/octet-stream' -H 'Accept: application/octet-stream' "
-        "'http://HOST/predict_codes?reverse_complement_average=false'\n```")
+RAW_CODES = "/raw/predict_codes"
+
+
+def _raw_codes_operation(length: int) -> dict[str, Any]:
+    """POST /raw/predict_codes (serving/service/routes.py): the codes as the raw body, the fastest transport."""
+    return {
+        "tags": ["predict"], "operationId": "predict_codes_raw",
+        "summary": "Score sequences sent as a raw body of bytes, one code per base (fastest)",
+        "description": ("The body is N x " + str(length) + " bytes, one per position (0-3 = A, C, G, T, 4 = N), rows "
+                        "back to back, or a .npy of integers (N, " + str(length) + "), e.g.\n\n```\ncurl "
+                        "--data-binary @codes.bin -H 'Content-Type: application/octet-stream' "
+                        "'http://HOST/raw/predict_codes?reverse_complement_average=false'\n```"),
+        "parameters": [{"name": "reverse_complement_average", "in": "query", "required": False,
+                        "schema": {"type": "boolean"}, "description": "average both strands' logits"}],
+        "requestBody": {"required": True, "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}},
+        "responses": {
+            "200": {"description": "probability and logit: N floats each", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {
+                    "probability": {"type": "array", "items": {"type": "number"}},
+                    "logit": {"type": "array", "items": {"type": "number"}}}}}}},
+            "400": {"description": "bad codes", "content": {"application/json": {"schema": _ERROR}}},
+            "413": {"description": "over a limit", "content": {"application/json": {"schema": _ERROR}}},
+        },
+    }
+
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+
+def _document_validation_errors(spec: dict[str, Any]) -> None:
+    """A 400's `detail` is a string or pydantic's list of errors (BentoML documents only the string)."""
+    schema = spec.get("components", {}).get("schemas", {}).get("InvalidArgument")
+    if not schema or "detail" not in (schema.get("properties") or {}):
+        return
+    error = {"type": "object", "title": "Validation error", "required": ["loc", "msg", "type"], "properties": {
+        "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+        "msg": {"type": "string"}, "type": {"type": "string"}}}
+    schema["properties"]["detail"] = {"title": "Error Detail",
+                                      "anyOf": [{"type": "string"}, {"type": "array", "items": error}]}
 
 
 def _tag_of(route: str) -> str:
@@ -163,7 +184,7 @@ def _add_example(spec: dict[str, Any], route: str, op: dict[str, Any], length: i
     content = (op.get("requestBody") or {}).get("content") or {}
     media = content.get("application/json")
     if media is None:
-        if "multipart/form-data" in content:
+        if "multipart/form-data" in content and "fasta" in route:
             op["description"] = (op.get("description") or "") + (
                 "\n\nUpload a file, e.g. this FASTA saved as `example.fa`:\n\n```\n" + example_fasta(length) + "```")
         return
@@ -174,41 +195,3 @@ def _add_example(spec: dict[str, Any], route: str, op: dict[str, Any], length: i
     body = request_example(route, schema.get("properties") or {}, length)
     if body is not None:
         media["example"] = body
-
-
-class ApiDocs:
-    """ASGI: GET /docs.json is rewritten by describe_spec; GET / is a Swagger page without remote resources."""
-
-    def __init__(self, app, version: str):
-        self.app = app
-        self.version = version
-
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[Message]],
-                      send: Callable[[Message], Awaitable[None]]) -> None:
-        if scope["type"] != "http" or scope.get("method") != "GET" or scope.get("path") not in ("/", "/docs.json"):
-            return await self.app(scope, receive, send)
-        if scope["path"] == "/":
-            return await _send(send, 200, "text/html; charset=utf-8", INDEX_HTML)
-        start: Message = {}
-        chunks: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        await self.app(scope, receive, capture)
-        body = b"".join(chunks)
-        if start.get("status") == 200:
-            try:
-                body = json.dumps(describe_spec(json.loads(body), self.version)).encode()
-            except (ValueError, KeyError, TypeError):
-                pass  # BentoML's document as it is rather than none
-        await _send(send, start.get("status", 500), "application/json", body)
-
-
-async def _send(send: Callable[[Message], Awaitable[None]], status: int, media: str, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})

@@ -2,12 +2,13 @@
 ONNX Runtime predictor in this worker, and saliency from the TensorFlow explainer (serving.service.explainer_link).
 
 This module and its worker never import TensorFlow (/model reports `tensorflow_loaded`). Reading, checking and
-shaping live in serving.scoring and serving.service.uploads; each endpoint only wires them to HTTP.
+shaping live in serving.scoring and serving.service.uploads; each endpoint only wires them to HTTP. A request passes
+two middlewares (the body cap of serving.service.guard, the error shape of serving.service.errors), then its
+endpoint; routes @bentoml.api cannot express live in serving.service.routes.
 """
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import os
 import sys
@@ -16,36 +17,30 @@ from typing import Annotated, Any, Literal, Optional
 
 import bentoml
 import numpy as np
-from bentoml.exceptions import InvalidArgument
+from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from bentoml.validators import ContentType
 from pydantic import Field
 
 from serving.artifact import ONNX_FILE
-from serving.dna import SequenceError, average_strands, codes_to_onehot, encode_codes, reverse_complement, to_codes
+from serving.dna import SequenceError, average_strands, encode_codes, reverse_complement, to_codes
 from serving.predictor import Predictor
 from serving.scoring import mutagenesis as mut
 from serving.scoring import scan as scan_mod
 from serving.scoring import variants as var
 from serving.scoring.regions import parse_region
 from serving.service import limits as limits_mod
-from serving.service import (apidocs, balance, explainer_link, fastpath, metrics, reuseport, signatures, uploads,
-                             workers)
+from serving.service import explainer_link, metrics, routes, uploads, workers
+from serving.service.bentoml_compat import bound_shutdown, quiet_client_errors
+from serving.service.errors import ErrorAnswers
 from serving.service.guard import RequestGuard, file_routes
-from serving.service.errorlog import quiet_client_errors
-from serving.service.microbatch import MicroBatcher
-from serving.service.shutdown import bound_shutdown
 from serving.service.modelref import MODEL_TAG, StoreModel, model_dir_of
-from serving.service.openapi import ErrorBodyMiddleware, document_validation_errors
-from serving.service.responses import items_json, json_response, png_response, scores_response
-from serving.service.schemas import (BATCH_MAX_SIZE, SPEC, AttributionMethod, BatchItems, VariantIn,
+from serving.service.schemas import (BATCH_MAX_SIZE, AttributionMethod, BatchItems, OneSequence, VariantIn,
                                     attribution_method, item_sequence)
 from serving.versions import package_versions
 
 log = logging.getLogger("bentoml.bindcnn.service")
 
 LIMITS = limits_mod.from_env()
-reuseport.arm()  # in `bentoml serve`: workers may listen on sockets of their own (reuseport.adopt)
-balance.arm()  # in `bentoml serve`: its connection counts file goes when it exits
 Stride = Annotated[int, Field(ge=1)]
 Threshold = Annotated[float, Field(ge=0, le=1)]
 Short = Literal["reject", "pad"]
@@ -67,27 +62,16 @@ class BindCNN:
         metrics.model_info(self.metadata["name"], self.metadata["version"], self.predictor.providers[0])
         self.length: int = self.predictor.length
         self.alphabet: str = self.predictor.alphabet
-        SPEC.update(length=self.length, alphabet=self.alphabet)
-        fastpath.SERVED.update(predictor=self.predictor, limits=LIMITS)  # raw-body /predict_codes
-        self.batcher = MicroBatcher(self.predictor.predict_onehot, BATCH_MAX_SIZE,
-                                    lambda n: metrics.scored(n, "predict_one"))
-        apidocs.MODEL.update(name=self.metadata["name"], version=self.metadata["version"], length=self.length,
-                             alphabet=self.alphabet, metrics=self.metadata.get("metrics"))
+        self.limits = LIMITS
         quiet_client_errors()  # a 4xx is one WARNING line, not a traceback
         if explainer_link.installed("matplotlib"):
             from serving.plots import warm_up
 
             warm_up()  # fonts and letter outlines now: the first /mutagenesis_logo takes well under a second
         bound_shutdown("bindcnn")  # Ctrl-C / SIGTERM: a few seconds for in-flight requests, then exit
-        reuseport.adopt()  # ready: from now on this worker takes its share of new connections on its own socket
-        balance.install(workers.worker_count())  # and closes a keep-alive connection while it holds too many
         log.info("bindcnn: model %s:%s from %s on ONNX Runtime providers %s; tensorflow imported: %s",
                  self.metadata["name"], self.metadata["version"], self.model_dir, self.predictor.providers,
                  "tensorflow" in sys.modules)
-
-    def _encode(self, sequences: list[str], limit: limits_mod.Limit = LIMITS.sequences) -> np.ndarray:
-        """sequences: N strings -> x: (N, L, 4) float32, or _codes' 400 / 413."""
-        return codes_to_onehot(self._codes(sequences, limit))
 
     def _codes(self, sequences: list[str], limit: limits_mod.Limit = LIMITS.sequences) -> np.ndarray:
         """sequences: N strings -> codes: (N, L) uint8 (serving.dna.encode_codes), or 400 naming the index,
@@ -99,59 +83,61 @@ class BindCNN:
             metrics.note_reject(metrics.sequence_reason(exc))
             raise InvalidArgument(str(exc)) from None
 
-    def _scores(self, x: np.ndarray, reverse_complement_average: bool) -> dict[str, list[float]]:
-        out = self.predictor.predict_onehot(x, reverse_complement_average)
-        metrics.scored(len(x))
+    def _answer(self, out: dict[str, np.ndarray], endpoint: str) -> dict[str, list[float]]:
+        """probability, logit (N,) float32 -> their JSON lists; counted in /metrics."""
+        metrics.scored(len(out["logit"]), endpoint)
         return {"probability": out["probability"].tolist(), "logit": out["logit"].tolist()}
-
-    def _answer(self, out: dict[str, np.ndarray]) -> Any:
-        """probability, logit (N,) -> the same JSON as a Response written in one step (serving.service.responses)."""
-        metrics.scored(len(out["logit"]))
-        return scores_response(out["probability"], out["logit"])
 
     # ------------------------------------------------------------------------------------ predictions
     @bentoml.api
     def predict(self, sequences: list[str], reverse_complement_average: bool = False) -> dict[str, list[float]]:
         """sequences: N strings of the model's length (ACGTN, any case) -> probability, logit: N floats each."""
-        return self._answer(self.predictor.predict_codes(self._codes(sequences), reverse_complement_average))
+        return self._answer(self.predictor.predict_codes(self._codes(sequences), reverse_complement_average), "predict")
 
     @bentoml.api
     def predict_fasta(self, fasta: Path, reverse_complement_average: bool = False) -> list[dict[str, Any]]:
-        """Multipart file field `fasta` (plain or gzip FASTA) -> [{id, probability, logit}] per record."""
-        ids, x = uploads.fasta_onehot(fasta, LIMITS, self.length, self.alphabet)
-        out = self._scores(x, reverse_complement_average)
-        return [{"id": rid, "probability": p, "logit": z} for rid, p, z in zip(ids, out["probability"], out["logit"])]
+        """Multipart file field `fasta` (plain or gzip FASTA) -> [{id, probability, logit, reason}] per record in file
+        order; a record that cannot be scored has probability and logit null and the reason (as `bindcnn score`'s
+        rejects file). 400 when no record can be scored, listing why for each."""
+        ids, codes, reasons = uploads.fasta_codes(fasta, LIMITS, self.length, self.alphabet)
+        out = self._answer(self.predictor.predict_codes(codes, reverse_complement_average), "predict_fasta")
+        scored = iter(zip(out["probability"], out["logit"]))
+        rows = []
+        for rid, reason in zip(ids, reasons):
+            p, z = next(scored) if reason is None else (None, None)
+            rows.append({"id": rid, "probability": p, "logit": z, "reason": reason})
+        return rows
 
     @bentoml.api
     def predict_onehot(self, array: Path, reverse_complement_average: bool = False) -> dict[str, list[float]]:
         """Multipart file field `array`: a .npy one-hot (N, L, 4) or (N, 4, L), float/uint8/bool ->
         probability, logit: N floats each."""
         return self._answer(self.predictor.predict_onehot(uploads.npy_onehot(array, LIMITS, self.length),
-                                                          reverse_complement_average))
+                                                          reverse_complement_average), "predict_onehot")
 
     @bentoml.api
     def predict_codes(self, codes: Path, reverse_complement_average: bool = False) -> dict[str, list[float]]:
         """Score codes, a byte per position (0-3 = A, C, G, T, 4 = N): multipart file `codes`, N x L bytes or a .npy
-        (N, L); or the bytes as the body, Content-Type application/octet-stream (fastest) -> probability, logit."""
+        (N, L) -> probability, logit. The same bytes as the raw body of POST /raw/predict_codes skip the multipart
+        form (serving.service.routes)."""
         codes = uploads.codes_upload(codes, LIMITS, self.length)
-        return self._answer(self.predictor.predict_codes(codes, reverse_complement_average))
+        return self._answer(self.predictor.predict_codes(codes, reverse_complement_average), "predict_codes")
 
-    @bentoml.api
-    async def predict_one(self, sequences: BatchItems) -> list[dict[str, float]]:
+    @bentoml.api(batchable=True, max_batch_size=BATCH_MAX_SIZE, max_latency_ms=10_000)
+    def predict_one(self, sequences: BatchItems) -> list[dict[str, float]]:
         """For many concurrent small clients: each request sends one (or a few) sequences, as strings or
-        {"sequence", "reverse_complement_average"} objects; concurrent requests share one ONNX batch
-        (serving.service.microbatch). Returns [{probability, logit}] per sequence."""
-        rc = np.array([not isinstance(s, str) and s.reverse_complement_average for s in sequences], bool)
-        x = self._encode([item_sequence(s) for s in sequences])  # validated per request: 400 for this one only
-        if rc.any():  # the reverse strands ride in the same batch
-            x = np.concatenate([x, np.ascontiguousarray(reverse_complement(x[rc]))])
-        out = await self.batcher.submit(x)
-        n = len(rc)
-        prob, logit = out["probability"][:n].copy(), out["logit"][:n].copy()
-        if rc.any():
-            both = average_strands(logit[rc], out["logit"][n:])
+        {"sequence", "reverse_complement_average"} objects, validated per request; BentoML's adaptive batching
+        joins concurrent requests into one model call. Returns [{probability, logit}] per sequence."""
+        rc = np.array([isinstance(s, OneSequence) and s.reverse_complement_average for s in sequences], bool)
+        codes = encode_codes([item_sequence(s) for s in sequences], self.length, self.alphabet)
+        out = self.predictor.predict_codes(codes)
+        prob, logit = out["probability"], out["logit"]
+        if rc.any():  # the reverse strands of those that ask, in one more call
+            reverse = self.predictor.predict_codes(np.where(codes[rc] < 4, 3 - codes[rc], 4)[:, ::-1].copy())
+            both = average_strands(logit[rc], reverse["logit"])
             prob[rc], logit[rc] = both["probability"], both["logit"]
-        return json_response(items_json(prob, logit))  # [{probability, logit}], without pydantic
+        metrics.scored(len(codes), "predict_one")
+        return [{"probability": p, "logit": z} for p, z in zip(prob.tolist(), logit.tolist())]
 
     # ------------------------------------------------------- long sequences, variants, mutagenesis
     def _scan(self, sequence: str, name: str, index: int | None, stride: int, threshold: float, short: str,
@@ -223,17 +209,16 @@ class BindCNN:
         return {"ref_logit": ref_logit, "alphabet": self.alphabet, "delta_logit": delta.tolist()}
 
     @bentoml.api
-    def mutagenesis_logo(self, sequence: str, reverse_complement_average: bool = False) -> PNG:
+    def mutagenesis_logo(self, sequence: str, ctx: bentoml.Context, reverse_complement_average: bool = False) -> PNG:
         """One sequence -> its mutagenesis as a PNG: the reference bases scaled by their importance (minus the mean
         logit change of substituting them) over a heat map of every substitution's logit change."""
         if not explainer_link.installed("matplotlib"):
-            return explainer_link.Unavailable("logos need matplotlib, not installed in this predictor: "
-                                              f"{explainer_link.INSTALL_EXPLAIN}, or ask /mutagenesis for the "
-                                              "numbers").response()  # 503
+            raise ServiceUnavailable("logos need matplotlib, not installed in this predictor: "
+                                     f"{explainer_link.INSTALL_EXPLAIN}, or ask /mutagenesis for the numbers")
         delta, _ = self._mutagenesis(sequence, reverse_complement_average)
-        buf = io.BytesIO()
-        mut.plot_mutagenesis(delta, sequence, buf, alphabet=self.alphabet)
-        return png_response(buf.getvalue())
+        path = Path(ctx.temp_dir) / "mutagenesis.png"  # BentoML removes the request's folder after the answer
+        mut.plot_mutagenesis(delta, sequence, path, alphabet=self.alphabet)
+        return path
 
     # ---------------------------------------------------------------------- saliency (explainer worker)
     async def __is_ready__(self) -> bool:
@@ -268,16 +253,22 @@ class BindCNN:
 
     @bentoml.api
     @explainer_link.answers_503
-    async def saliency_logo(self, sequence: str, corrected: Optional[bool] = None,
+    async def saliency_logo(self, sequence: str, ctx: bentoml.Context, corrected: Optional[bool] = None,
                             method: Optional[AttributionMethod] = None) -> PNG:
         """One sequence -> its attribution (method and corrected as /saliency) as a sequence logo (PNG)."""
         self._check_text([sequence], LIMITS.saliency_sequences)
         method = attribution_method(method, corrected)
-        return png_response(base64.b64decode(await self.link.call("logo", sequence=sequence, method=method)))
+        path = Path(ctx.temp_dir) / "saliency.png"  # BentoML removes the request's folder after the answer
+        path.write_bytes(base64.b64decode(await self.link.call("logo", sequence=sequence, method=method)))
+        return path
 
     @bentoml.api(route="/model")
     async def model_info(self) -> dict[str, Any]:
         """The model's metadata.json, the active execution providers and versions (GET or POST)."""
+        return await self.describe()
+
+    async def describe(self) -> dict[str, Any]:
+        """/model's answer (POST here, GET in serving.service.routes)."""
         explainer = await self.link.describe()  # never raises: a down explainer must not hide the predictor
         return {
             "model": self.metadata,
@@ -292,12 +283,10 @@ class BindCNN:
         }
 
 
-BindCNN.add_asgi_middleware(balance.ConnectionBalance)  # outermost: `Connection: close` while it has too many
-BindCNN.add_asgi_middleware(metrics.RejectMetrics)  # sees every 4xx, the guard's too
-BindCNN.add_asgi_middleware(fastpath.CodesFastPath)  # before the guard, which would refuse a non-multipart body
+# Two middlewares, the outer first: 4xx bodies as documented ({"error": ...}) and counted; then the body cap and
+# the checks that turn malformed uploads into 400s instead of BentoML's 500s.
+BindCNN.add_asgi_middleware(ErrorAnswers)
 BindCNN.add_asgi_middleware(RequestGuard, max_body_bytes=LIMITS.upload_bytes.value, body_env=LIMITS.upload_bytes.env,
-                            file_fields=file_routes(BindCNN), get_as_post=("/model",))
-BindCNN.add_asgi_middleware(apidocs.ApiDocs, version=package_versions(("bindcnn",))["bindcnn"])
-BindCNN.add_asgi_middleware(ErrorBodyMiddleware)  # 4xx bodies as documented: {"error": ...}
-document_validation_errors()  # /docs.json: a 400's detail may be pydantic's error list
-signatures.freeze(BindCNN)  # BentoML would redo inspect.signature on every request
+                            file_fields=file_routes(BindCNN))
+BindCNN.mount_asgi_app(routes.make_app(lambda: BindCNN.openapi_spec.asdict(),
+                                       package_versions(("bindcnn",))["bindcnn"]), path="/")

@@ -15,8 +15,7 @@ import numpy as np
 
 from serving.artifact import SAVED_MODEL_DIR, check_fingerprint, probe_inputs
 from serving.dna import encode
-from serving.service.errorlog import quiet_client_errors
-from serving.service.shutdown import bound_shutdown
+from serving.service.bentoml_compat import bound_shutdown, quiet_client_errors
 from serving.service.modelref import MODEL_TAG, StoreModel, model_dir_of
 
 log = logging.getLogger("bentoml.bindcnn.explainer")

@@ -3,14 +3,12 @@ rejected (by reason), windows scanned, batch sizes, and an info gauge naming the
 
 prometheus_client metrics made in a worker are collected from every worker: `bentoml serve` gives each worker
 PROMETHEUS_MULTIPROC_DIR, and its /metrics reads all of them (MultiProcessCollector). The names are listed in
-README "Deploying". Rejections are counted by an ASGI middleware from the response status; an endpoint that knows
+docs/serving.md. Rejections are counted by serving/service/errors.py from the response status; an endpoint that knows
 better (a bad character, a wrong length) names the reason with note_reject() first.
 """
 from __future__ import annotations
 
 import contextvars
-from typing import Any, Awaitable, Callable
-
 from prometheus_client import Counter, Gauge, Histogram
 
 SEQUENCES = Counter("bindcnn_sequences_scored", "Sequences scored by the model (windows of /scan not included)",
@@ -31,7 +29,7 @@ def model_info(name: str, version: str, provider: str, service: str = "predictor
 
 
 def current_endpoint() -> str:
-    """The route of the request being served ("predict" for /predict), from RejectMetrics' note; "other"."""
+    """The route of the request being served ("predict" for /predict), from the request's note (serving.service.errors); "other"."""
     note = _NOTE.get()
     return (note or {}).get("path", "/other").lstrip("/") or "other"
 
@@ -61,28 +59,17 @@ def note_reject(reason: str) -> None:
         note["reason"] = reason
 
 
-class RejectMetrics:
-    """ASGI middleware: counts every 4xx answer except 404/405 in bindcnn_rejected_inputs_total{reason}, and
-    notes the request's route for scored()."""
+def open_note(path: str) -> tuple[dict, contextvars.Token]:
+    """Start a request's note (its route; the reason of a 4xx, set by note_reject); close_note(token) ends it."""
+    note: dict = {"path": path}
+    return note, _NOTE.set(note)
 
-    def __init__(self, app):
-        self.app = app
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[Any]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        note: dict = {"path": scope.get("path", "")}
-        token = _NOTE.set(note)
+def close_note(token: contextvars.Token) -> None:
+    _NOTE.reset(token)
 
-        async def counted_send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                if 400 <= status < 500 and status not in (404, 405):
-                    REJECTED.labels(reason=note.get("reason") or STATUS_REASONS.get(status, f"http_{status}")).inc()
-            await send(message)
 
-        try:
-            await self.app(scope, receive, counted_send)
-        finally:
-            _NOTE.reset(token)
+def count_reject(status: int, note: dict) -> None:
+    """Count a 4xx answer (not 404/405) in bindcnn_rejected_inputs_total by the noted reason, else its status."""
+    if 400 <= status < 500 and status not in (404, 405):
+        REJECTED.labels(reason=note.get("reason") or STATUS_REASONS.get(status, f"http_{status}")).inc()

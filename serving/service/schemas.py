@@ -1,17 +1,27 @@
 """Request bodies of the service that are more than plain strings: /predict_one items (validated per request,
-before serving.service.microbatch joins them), /variants items and /saliency's attribution method. The model's input
-spec is set by the app at start."""
+before BentoML's adaptive batching joins requests), /variants items and /saliency's attribution method."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+import functools
+from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from serving.attribution import METHODS
 from serving.dna import SequenceError, check_sequences
 
-BATCH_MAX_SIZE = 256  # sequences per shared batch of /predict_one
-SPEC: dict[str, Any] = {}  # {"length", "alphabet"} of the served model, set by BindCNN.__init__ in this worker
+BATCH_MAX_SIZE = 256  # sequences per /predict_one request, and per shared batch
+
+
+@functools.cache
+def served_input() -> tuple[int, str]:
+    """(sequence length, alphabet) of the served model (serving.store.model_tag), read from its metadata.json in
+    the store at the first request that needs it."""
+    from serving.artifact import read_metadata
+    from serving.store import resolve
+
+    metadata = read_metadata(resolve())
+    return int(metadata["sequence_length"]), str(metadata["alphabet"])
 
 
 AttributionMethod = Literal[METHODS]  # /saliency's method: gradient, corrected or expected_gradients
@@ -47,11 +57,11 @@ def _check_items(items: list[Union[str, OneSequence]]) -> list[Union[str, OneSeq
     validated without encoding, the batch is encoded once."""
     if not items:
         raise ValueError("no sequences given")
-    if SPEC:
-        try:
-            check_sequences([item_sequence(s) for s in items], SPEC["length"], SPEC["alphabet"])
-        except SequenceError as exc:
-            raise ValueError(str(exc)) from None
+    length, alphabet = served_input()
+    try:
+        check_sequences([item_sequence(s) for s in items], length, alphabet)
+    except SequenceError as exc:
+        raise ValueError(str(exc)) from None
     return items
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from bentoml.exceptions import InvalidArgument
 
-from serving.dna import SequenceError, check_onehot, encode
+from serving.dna import SequenceError, check_onehot, encode_codes
 from serving.fasta import FastaError, Record, read_fasta
 from serving.scoring.inputs import NOT_NPY, open_npy
 from serving.service.limits import Limits, TooLarge
@@ -32,15 +32,28 @@ def fasta_records(path: Path, limits: Limits) -> list[Record]:
     return records
 
 
-def fasta_onehot(path: Path, limits: Limits, length: int, alphabet: str) -> tuple[list[str], np.ndarray]:
-    """A FASTA upload -> record ids (N,), x: (N, L, 4) float32; a bad record is a 400 naming it."""
+def fasta_codes(path: Path, limits: Limits, length: int, alphabet: str
+                ) -> tuple[list[str], np.ndarray, list[str | None]]:
+    """A FASTA upload -> record ids (N,), codes: (K, L) uint8 of the K records that can be scored (in file order),
+    and per record None or the reason it cannot be (the rejects of `bindcnn score`). 400 listing every record when
+    none can be scored (or the file itself is bad)."""
     records = fasta_records(path, limits)
     ids = [r.id for r in records]
     try:
-        return ids, encode([r.sequence for r in records], length, alphabet)
-    except SequenceError as exc:
-        i = exc.index or 0
-        raise InvalidArgument(f"FASTA record {i + 1} (id {ids[i]!r}): {exc.reason}") from None
+        return ids, encode_codes([r.sequence for r in records], length, alphabet), [None] * len(records)
+    except SequenceError:
+        pass  # at least one bad record: find each
+    rows, reasons = [], []
+    for r in records:
+        try:
+            rows.append(encode_codes([r.sequence], length, alphabet)[0])
+            reasons.append(None)
+        except SequenceError as exc:
+            reasons.append(exc.reason)
+    if not rows:
+        listed = "; ".join(f"record {i + 1} (id {rid!r}): {why}" for i, (rid, why) in enumerate(zip(ids, reasons)))
+        raise InvalidArgument(f"FASTA upload: no record can be scored: {listed}")
+    return ids, np.stack(rows), reasons
 
 
 def npy_onehot(path: Path, limits: Limits, length: int) -> np.ndarray:

@@ -76,9 +76,9 @@ def pin_gpu(worker_index: int | None = None) -> str | None:
     (i-1) mod n, before CUDA starts: BentoML gives every worker all of them. Returns the device now visible, or
     None when nothing changed."""
     if worker_index is None:
-        from bentoml._internal.context import server_context
+        import bentoml
 
-        worker_index = server_context.worker_index
+        worker_index = bentoml.server_context.worker_index
     n = gpu_count()
     if n < 2 or not worker_index:
         return None
