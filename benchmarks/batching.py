@@ -1,5 +1,6 @@
 """Section 4 of the suite, batching under load: many concurrent single-sequence clients on /predict_one through a
-raw keep-alive socket client, batch sizes read from /metrics, for the shipped and a 2-worker server."""
+raw keep-alive socket client, batch sizes read from /metrics (BentoML's adaptive batching joins concurrent requests),
+for the shipped server and a 1-worker one. 32 clients vs 1 is reported, with no target (issue 23)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,11 +18,9 @@ from benchmarks.server import cpu_seconds, predictor_workers, start_server
 ONE_WORKER = {"BINDCNN_WORKERS": "1"}  # the layout before issue 12: one process, ONNX Runtime on all cores
 CLIENTS = (1, 8, 32)
 
-MANY_CLIENTS_GAIN = 1.8  # the issue's target on 2 cores: 32 single-sequence clients >= 1.8x one client
-
 
 def scrape_batches(url: str) -> dict[str, float]:
-    """bindcnn_batch_size histogram of predict_one (sequences per model call, serving/service/microbatch.py):
+    """bindcnn_batch_size histogram of predict_one (sequences per model call, BentoML's adaptive batches):
     {'sum', 'count', 'le=B': cumulative}."""
     import httpx
 
@@ -59,7 +58,7 @@ async def _post_loop(host: str, port: int, request: bytes, stop: float, latencie
                 elif name == b"connection":
                     close = b"close" in value
             body = await reader.readexactly(length)
-            if close:  # the server moves this client to another worker (serving/service/balance.py)
+            if close:  # the server closed this connection: open another
                 writer.close()
                 reader = writer = None
             if status == 200 and body.startswith(b"[{") and body.count(b"probability") == 1:
@@ -140,8 +139,7 @@ def section_batching(server, model: Path, work: Path, quick: bool) -> str:
     gain = stats[32]["rate"] / stats[1]["rate"]
     target("32 concurrent single-sequence clients: errors", "0", float(sum(stats[32]["errors"].values())), 0.0,
            unit="", lower_is_better=True)
-    target("32 concurrent clients vs 1 client (throughput)", f">= {MANY_CLIENTS_GAIN}x", gain, MANY_CLIENTS_GAIN,
-           note=cpu_ceiling_note(stats) if gain < MANY_CLIENTS_GAIN else "")
+    say(f"32 concurrent clients vs 1 client (throughput, no target): {gain:.2f}x; {cpu_ceiling_note(stats)}")
     say("4b. batching with 1 predictor worker")
     other, _ = start_server(model, work / "bentoml", ONE_WORKER)
     try:
@@ -157,4 +155,6 @@ def section_batching(server, model: Path, work: Path, quick: bool) -> str:
             + f"\n\nThe second configuration is the same service started with `{env}` (the layout before "
               f"serving/service/workers.py: one Python process for the per-request work). At 32 clients the shipped "
               f"layout served {vs:.2f}x its throughput: {band(vs, [(1.1, 'more'), (0.9, 'about the same')], 'less')} "
-              "(more: >= 1.1x; about the same: 0.9-1.1x).")
+              "(more: >= 1.1x; about the same: 0.9-1.1x).\n\n"
+              f"32 concurrent clients vs 1 client on the shipped layout: {gain:.2f}x (reported, no target); "
+              + cpu_ceiling_note(stats) + ".")

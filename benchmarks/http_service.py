@@ -52,8 +52,8 @@ def section_http(url: str, model: Path, quick: bool, model_rate: float) -> str:
             f"{url}/predict_fasta", files={"fasta": ("x.fa", fasta, "application/octet-stream")}),
         "/predict_codes, 1000 x 200 code bytes (multipart)": lambda: client.post(
             f"{url}/predict_codes", files={"codes": ("x.bin", codes, "application/octet-stream")}),
-        "/predict_codes, the same bytes as the body (octet-stream)": lambda: client.post(
-            f"{url}/predict_codes", content=codes, headers={"content-type": "application/octet-stream"}),
+        "/raw/predict_codes, the same bytes as the body (octet-stream)": lambda: client.post(
+            f"{url}/raw/predict_codes", content=codes, headers={"content-type": "application/octet-stream"}),
     }
     pred = Predictor(model, device="cpu")
     worker = int(client.post(f"{url}/model", json={}).json()["worker_pid"])
