@@ -47,3 +47,21 @@ def test_methods_match_the_predictor_and_the_scoring_code(trained, predictor):
 def test_a_store_tag_loads_the_registered_model(trained):
     model = load_model(trained["tag"])
     assert model.metadata["version"] == trained["meta"]["version"]
+
+
+def test_loading_tensorflow_for_attribution_says_so(trained):
+    """TensorFlow's start-up takes seconds: whoever asks for an attribution (Model.attribute, `bindcnn saliency`,
+    the explainer) is told what it waits for, then how long it took (issue 27.11)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from serving.attribution import load_logits_fn; load_logits_fn(sys.argv[1]); "
+            "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(trained["dir"])], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    loading = [i for i, s in enumerate(lines) if s.startswith("loading TensorFlow")]
+    ready = [i for i, s in enumerate(lines) if s.startswith("attribution model ready in")]
+    assert loading and ready and loading[0] < ready[0], done.stderr
+    assert done.stdout.strip() == "True"
