@@ -41,18 +41,49 @@ def cmd_variants(args, predictor) -> int:
 
 
 def cmd_mutagenesis(args, predictor) -> int:
+    """mutagenesis: --sequence S, or every record of --fasta F (only the one named by --id), into one TSV
+    (serving.scoring.mutagenesis.header) and optionally --npy (N, L, 4) float32 in the TSV's record order; --png draws
+    the first record scored. Records that cannot be scored are listed on stderr (exit 3)."""
+    import sys
+
+    import numpy as np
+
+    from serving.cli.parsers import EXIT_REJECTS
+    from serving.fasta import Record, read_fasta
     from serving.scoring import mutagenesis as mu
 
-    rid, seq = ("sequence", args.sequence) if args.sequence else mu.first_record(args.fasta, args.id)
-    delta, ref_logit = mu.saturation_mutagenesis(predictor, seq, rc=args.rc)
-    out = outputs.open_output(args.output)
+    records = [Record("sequence", args.sequence)] if args.sequence else read_fasta(args.fasta)
+    rid = None if args.sequence else args.id
+    deltas, bad, first, scored = [], [], None, 0
+    out = outputs.open_output(args.output, mu.header(predictor.alphabet))
     try:
-        mu.write_mutagenesis(out, delta, seq, predictor.alphabet)
+        for rec, delta, ref_logit, reason in mu.mutagenesis_records(predictor, records, args.rc, rid):
+            if delta is None:
+                bad.append((rec.id, reason))
+                continue
+            mu.write_mutagenesis(out, delta, rec.sequence, rec.id)
+            scored += 1
+            if args.npy:
+                deltas.append(delta)
+            if first is None:
+                first = (rec, delta, ref_logit)
     finally:
         outputs.close_output(out)
-    if args.png:
-        mu.plot_mutagenesis(delta, seq, args.png, title=f"{rid}: ISM, logit {ref_logit:.3g}",
-                            alphabet=predictor.alphabet)
-    say(f"{rid}: logit {ref_logit:.4g}; {3 * len(seq)} substitutions -> {args.output or 'stdout'}"
-        + (f", logo {args.png}" if args.png else ""), args.quiet)
+    if first is None and not bad:
+        raise ValueError(f"{args.fasta}: no record {rid!r}" if rid else f"{args.fasta}: no records")
+    if args.npy and deltas:
+        np.save(args.npy, np.stack(deltas))
+    if first is not None:
+        rec, delta, ref_logit = first
+        if args.png:
+            mu.plot_mutagenesis(delta, rec.sequence, args.png, title=f"{rec.id}: ISM, logit {ref_logit:.3g}",
+                                alphabet=predictor.alphabet)
+        what = (f"{rec.id}: logit {ref_logit:.4g}; {3 * predictor.length} substitutions" if scored == 1
+                else f"{scored:,} records, {3 * predictor.length} substitutions each")
+        say(f"{what} -> {args.output or 'stdout'}" + (f", {args.npy}" if args.npy and deltas else "")
+            + (f", logo {args.png} ({rec.id})" if args.png else ""), args.quiet)
+    if bad:
+        lines = [f"{len(bad):,} record(s) not scored:"] + [f"  {i}: {reason}" for i, reason in bad[:10]]
+        print("\n".join(lines + ([f"  ... and {len(bad) - 10:,} more"] if len(bad) > 10 else [])), file=sys.stderr)
+        return EXIT_REJECTS
     return EXIT_OK

@@ -159,16 +159,20 @@ def add_commands(sub) -> None:
     _backend_args(v)
     v.set_defaults(handler=_handler("serving.cli.analysis", "cmd_variants"))
 
-    m = sub.add_parser("mutagenesis", help="in silico saturation mutagenesis of one sequence (TSV + logo PNG)",
+    m = sub.add_parser("mutagenesis", help="in silico saturation mutagenesis of sequences (TSV, .npy, logo PNG)",
                        description="Logit change of every single-base substitution (L x 3, shown as an L x 4 "
-                       "table with 0 at the reference base) of one sequence of the model's length, all mutants in "
-                       "one batch; TSV and a logo PNG mean-centred per position.", epilog=EPILOG)
+                       "table with 0 at the reference base) of a sequence of the model's length, or of every record "
+                       "of a FASTA, into one TSV `id position ref delta_logit_A..T`. Computed incrementally where the "
+                       "model folder has layers.npz (a substitution changes 19 convolution positions and at most two "
+                       "pooled bins; docs/engine.md), else every mutant is scored whole. Records that cannot be "
+                       "scored are listed on stderr (exit 3).", epilog=EPILOG)
     src = m.add_mutually_exclusive_group(required=True)
     src.add_argument("--sequence", help="the DNA sequence")
-    src.add_argument("--fasta", help="a FASTA file: its first record, or --id")
-    m.add_argument("--id", help="record id in --fasta")
-    m.add_argument("-o", "--output", help="TSV: position, ref, delta_logit_A..T (default: stdout)")
-    m.add_argument("--png", help="logo PNG of the mean-centred logit changes")
+    src.add_argument("--fasta", help="a FASTA file (gzip too): every record, or only --id")
+    m.add_argument("--id", help="only this record of --fasta")
+    m.add_argument("-o", "--output", help="TSV: id, position, ref, delta_logit_A..T (default: stdout)")
+    m.add_argument("--npy", help="also save the changes as a .npy (N, L, 4) float32, records in the TSV's order")
+    m.add_argument("--png", help="logo PNG of the mean-centred logit changes of the first record scored")
     _backend_args(m)
     m.set_defaults(handler=_handler("serving.cli.analysis", "cmd_mutagenesis"))
 

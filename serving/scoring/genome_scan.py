@@ -12,11 +12,10 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from serving.dna import codes_to_onehot
 from serving.genome import Genome
 from serving.intervals import Interval
 from serving.scoring.regions import Region
-from serving.scoring.scan import BATCH, ScanResult, call_sites, n_windows, scan_onehot
+from serving.scoring.scan import BATCH, ScanResult, call_sites, n_windows, scan_codes
 
 # bp of genome per tile: ~4 MB of one-hot float32 and ~1 s of model time on 2 cores, so per-tile overhead is
 # negligible and memory does not grow with chromosomes.
@@ -69,11 +68,12 @@ def count_windows(spans: list[Interval], length: int, stride: int) -> int:
 
 def scan_tile(predictor, genome: Genome, tile: Tile, stride: int = 1, rc: bool = False, batch_size: int = BATCH,
               on_batch: Callable[[int], None] | None = None) -> ScanResult:
-    """Score every window of one tile: its bases read from the genome once, x: (tile bp, 4) float32, windows
-    as views of x (serving.scoring.scan.scan_onehot). Returns a ScanResult with genome starts (W,)."""
+    """Score every window of one tile: its bases read from the genome once as codes (tile bp,) uint8, then scored
+    by serving.scoring.scan.scan_codes (the scan engine, else windows of its one-hot). Returns a ScanResult with
+    genome starts (W,)."""
     L = predictor.length
-    x = codes_to_onehot(genome.codes(tile.chrom, tile.start, tile.end(L, stride)))
-    prob, logit = scan_onehot(predictor, x, stride, batch_size, rc, on_batch)
+    codes = genome.codes(tile.chrom, tile.start, tile.end(L, stride))
+    prob, logit = scan_codes(predictor, codes, stride, batch_size, rc, on_batch)
     starts = tile.start + np.arange(tile.windows, dtype=np.int64) * stride
     return ScanResult(tile.chrom, tile.size, L, stride, starts, prob, logit)
 

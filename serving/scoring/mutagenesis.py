@@ -1,45 +1,113 @@
-"""In silico saturation mutagenesis: the logit change of every single-base substitution of one sequence
-(L x 4, all mutants in one batch), as a TSV and as a figure: importance logo over a substitution heat map."""
+"""In silico saturation mutagenesis: the logit change of every single-base substitution of sequences of the model's
+length, as a TSV (one row per position, every record of a FASTA) and as a figure: importance logo over a heat map.
+
+With an in-process predictor whose model folder has layers.npz, the 3L mutants of a sequence are computed
+incrementally (serving.substitutions: a substitution changes K convolution positions and at most a few bins);
+otherwise every mutant is scored whole by the predictor, about MUTANTS_PER_CALL mutants per call.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterable, Iterator
 
 import numpy as np
 
 from serving.dna import ALPHABET, SequenceError, codes_to_onehot, length_reason, to_codes
-from serving.fasta import read_fasta
+from serving.substitutions import layers_for, mutagenesis
+
+MUTANTS_PER_CALL = 8192  # per-window fallback: whole sequences' mutants per predictor call, about this many
+RECORDS_PER_PASS = 256  # records encoded and scored together by mutagenesis_records
 
 
 def saturation_mutagenesis(predictor, seq: str, rc: bool = False) -> tuple[np.ndarray, float]:
     """Logit change of every single-base substitution of one sequence of the model's length.
 
     Returns (delta: (L, 4) float32, logit(mutant with base b at position i) - logit(sequence), 0 where b
-    is the reference base; reference logit). All L*4 mutants go through the predictor as one batch."""
+    is the reference base; reference logit). Raises SequenceError for a bad character or length."""
     L = predictor.length
     codes = to_codes(seq, 0, predictor.alphabet)
     if len(codes) != L:
         raise SequenceError(length_reason(len(codes), L), 0)
-    mutants = np.repeat(codes[None], L * 4 + 1, axis=0)  # (4L + 1, L) codes; the last row is the reference
+    delta, ref = mutagenesis_codes(predictor, codes[None], rc)
+    return delta[0], float(ref[0])
+
+
+def mutagenesis_codes(predictor, codes: np.ndarray, rc: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """codes: (N, L) uint8 (serving.dna: 0-3 the alphabet, 4 N) -> (delta (N, L, 4) float32, as
+    saturation_mutagenesis; reference logits (N,) float32, from the predictor as scoring gives them)."""
+    codes = np.ascontiguousarray(codes, np.uint8)
+    ref = np.asarray(predictor.predict_onehot(codes_to_onehot(codes), reverse_complement_average=rc)["logit"],
+                     np.float32)
+    layers = layers_for(predictor)
+    if layers is not None:
+        return mutagenesis(layers, codes, rc)[0], ref
+    n, L = codes.shape
+    delta = np.empty((n, L, 4), np.float32)
+    per_call = max(1, MUTANTS_PER_CALL // (4 * L))
     rows = np.arange(L * 4)
-    mutants[rows, rows // 4] = rows % 4
-    out = predictor.predict_onehot(codes_to_onehot(mutants), reverse_complement_average=rc)
-    ref_logit = float(out["logit"][-1])
-    delta = (out["logit"][:-1] - out["logit"][-1]).reshape(L, 4)
-    return delta.astype(np.float32), ref_logit
+    for i in range(0, n, per_call):
+        part = codes[i:i + per_call]
+        mutants = np.repeat(part, L * 4, axis=0).reshape(len(part), L * 4, L)  # base rows % 4 at position rows // 4
+        mutants[:, rows, rows // 4] = rows % 4
+        out = predictor.predict_onehot(codes_to_onehot(mutants.reshape(-1, L)), reverse_complement_average=rc)
+        delta[i:i + per_call] = out["logit"].reshape(len(part), L, 4) - ref[i:i + per_call, None, None]
+    known = codes < 4
+    delta[known, codes[known]] = 0.0  # the reference base: the sequence itself
+    return delta, ref
+
+
+def mutagenesis_records(predictor, records: Iterable, rc: bool = False, rid: str | None = None
+                        ) -> Iterator[tuple[object, np.ndarray | None, float | None, str]]:
+    """FASTA Records (or only the one named rid) -> (record, delta (L, 4) float32, reference logit, "") in input
+    order, or (record, None, None, reason) for one that cannot be scored (bad character, wrong length)."""
+    L = predictor.length
+    batch: list[tuple[object, np.ndarray | None, str]] = []
+
+    def flush():
+        good = [codes for _, codes, _ in batch if codes is not None]
+        deltas, refs = mutagenesis_codes(predictor, np.stack(good), rc) if good else (None, None)
+        k = 0
+        for rec, codes, reason in batch:
+            if codes is None:
+                yield rec, None, None, reason
+            else:
+                yield rec, deltas[k], float(refs[k]), ""
+                k += 1
+        batch.clear()
+
+    for i, rec in enumerate(records):
+        if rid is not None and rec.id != rid:
+            continue
+        try:
+            codes = to_codes(rec.sequence, i, predictor.alphabet)
+            if len(codes) != L:
+                raise SequenceError(length_reason(len(codes), L), i)
+            batch.append((rec, codes, ""))
+        except SequenceError as exc:
+            batch.append((rec, None, exc.reason))
+        if len(batch) >= RECORDS_PER_PASS:
+            yield from flush()
+    yield from flush()
+
+
+HEADER = "id\tposition\tref\t"  # then delta_logit_<base> for each letter of the alphabet
+
+
+def header(alphabet: str = ALPHABET) -> str:
+    """The TSV's header line: id, position (1-based), ref, then one logit-change column per base."""
+    return HEADER + "\t".join(f"delta_logit_{b}" for b in alphabet) + "\n"
+
+
+def write_mutagenesis(fh: IO[str], delta: np.ndarray, seq: str, rid: str = "sequence") -> None:
+    """One record's rows (no header): id, position (1-based), reference base (upper case), delta (L, 4) by column."""
+    fh.write("".join(f"{rid}\t{i}\t{base}\t" + "\t".join(f"{d:.6g}" for d in row) + "\n"
+                     for i, (base, row) in enumerate(zip(seq.upper(), np.asarray(delta).tolist()), 1)))
 
 
 def mean_centred(delta: np.ndarray) -> np.ndarray:
     """(L, 4) -> (L, 4) minus the mean over the 4 bases at each position (the usual ISM logo)."""
     return delta - delta.mean(axis=1, keepdims=True)
-
-
-def write_mutagenesis(fh: IO[str], delta: np.ndarray, seq: str, alphabet: str = ALPHABET) -> None:
-    """TSV: position (1-based), reference base, then one logit-change column per base."""
-    fh.write("position\tref\t" + "\t".join(f"delta_logit_{b}" for b in alphabet) + "\n")
-    for i, row in enumerate(delta.tolist()):
-        fh.write(f"{i + 1}\t{seq[i].upper()}\t" + "\t".join(f"{d:.6g}" for d in row) + "\n")
 
 
 def reference_importance(delta: np.ndarray, seq: str, alphabet: str = ALPHABET) -> np.ndarray:
@@ -80,13 +148,3 @@ def plot_mutagenesis(delta: np.ndarray, seq: str, path: str | os.PathLike | IO[b
     if title:
         logo.set_title(title, fontsize=9)
     return save_figure(fig, path, layout=False)
-
-
-def first_record(fasta: str | os.PathLike, rid: str | None = None) -> tuple[str, str]:
-    """(id, sequence) of the record `rid` of a FASTA (the first one when rid is None)."""
-    for rec in read_fasta(fasta):
-        if rid is None or rec.id == rid:
-            return rec.id, rec.sequence
-    raise ValueError(f"{fasta}: no record {rid!r}" if rid else f"{fasta}: no records")
-
-
