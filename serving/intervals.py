@@ -2,18 +2,57 @@
 the model's window around the summit or centre; a bad line becomes a reject with its line number, never an error.
 
 A line with exactly 10 columns is narrowPeak: column 10 is the summit's offset from the start (-1: none, use the
-centre). Coordinates are BED-style (0-based, half-open); chromosome names go through Genome.resolve (aliases).
+centre). Coordinates are BED-style (0-based, half-open) on chromosomes; chromosome names go through Genome.resolve
+(aliases). Region/parse_region read a FASTA record's place on its chromosome from its id (`chrom:start-end`).
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from serving.fasta import open_text
-from serving.genome import Genome
+
+if TYPE_CHECKING:  # serving.genome imports this module (parse_region): no import back at run time
+    from serving.genome import Genome
 
 NARROWPEAK_COLUMNS = 10
+COORD_RE = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>[\d,]+)-(?P<end>[\d,]+)$")
+CONVENTIONS = ("auto", "bed", "one-based", "none")
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a FASTA record lies: chrom name and the genome 0-based coordinate of its first base."""
+
+    chrom: str
+    offset: int = 0
+    note: str = ""  # why a coordinate-looking id was not used as coordinates
+
+
+def parse_region(rid: str, length: int, convention: str = "auto") -> Region:
+    """Region of a FASTA record from its id: `chrom:start-end` in bedtools getfasta's 0-based or samtools faidx's
+    1-based convention, so a record can be a piece of its chromosome (outputs in genome coordinates).
+
+    'auto' decides from `length`: end - start == length -> 0-based start (bedtools getfasta),
+    end - start + 1 == length -> 1-based start (samtools faidx); otherwise the id is kept as the chrom
+    name, with a note saying why. 'none': ids are names."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"coordinate convention must be one of {CONVENTIONS}, got {convention!r}")
+    m = COORD_RE.match(rid) if convention != "none" else None
+    if m is None:
+        return Region(rid)
+    start, end = int(m["start"].replace(",", "")), int(m["end"].replace(",", ""))
+    if convention == "auto":
+        if end - start == length:
+            convention = "bed"
+        elif end - start + 1 == length:
+            convention = "one-based"
+        else:
+            return Region(rid, 0, f"{rid}: span {end - start} does not match the sequence length {length}; "
+                                  "using the id as the chrom name (pass --coords bed|one-based to force)")
+    return Region(m["chrom"], start if convention == "bed" else start - 1)
 
 
 @dataclass(frozen=True)
@@ -101,7 +140,8 @@ def read_intervals(path: str | os.PathLike, genome: Genome, length: int | None =
                 continue
             size = genome.sizes[genome_chrom]
             if end > size:
-                yield LineReject(lineno - 1, ident, f"ends at {end:,}, past the end of {genome_chrom} ({size:,} bp)")
+                yield LineReject(lineno - 1, ident, f"ends at {end:,}, past the end of {genome_chrom} ({size:,} bp"
+                                 + (" as far as the genome file holds it)" if genome.is_pieced(genome_chrom) else ")"))
                 continue
             if length is not None:
                 start, end = resize(start, end, summit, length)
@@ -110,6 +150,10 @@ def read_intervals(path: str | os.PathLike, genome: Genome, length: int | None =
                     yield LineReject(lineno - 1, ident, f"the {length} bp window around its {where} "
                                      f"({genome_chrom}:{start}-{end}) runs off {genome_chrom} (0-{size:,})")
                     continue
+            why = genome.missing(genome_chrom, start, end)  # a chromosome held as pieces: inside one of them?
+            if why:
+                yield LineReject(lineno - 1, ident, why)
+                continue
             yield Interval(genome_chrom, start, end, ident, lineno)
 
 
@@ -121,15 +165,18 @@ def count_lines(path: str | os.PathLike) -> int:
 
 def merge_spans(intervals: list[Interval], genome: Genome, min_length: int = 0) -> list[Interval]:
     """Intervals sorted in the genome's order and merged where they overlap or touch (bedtools merge), each
-    first widened around its centre to `min_length` (kept inside the chromosome): what a scan of regions
-    covers, so that no base gets two values in a track."""
+    first widened around its centre to `min_length` (kept inside the stretch of the chromosome the genome holds
+    around it: the chromosome, or its piece): what a scan of regions covers, so that no base gets two values in a
+    track."""
     order = {c: i for i, c in enumerate(genome.sizes)}
     spans = []
     for iv in intervals:
-        start, end, size = iv.start, iv.end, genome.sizes[iv.chrom]
+        start, end = iv.start, iv.end
         if end - start < min_length:
-            start = min(max(0, start + (end - start) // 2 - min_length // 2), max(0, size - min_length))
-            end = min(size, start + min_length)
+            lo, hi = next(((s, e) for s, e in genome.stretches[iv.chrom] if s <= start and end <= e),
+                          (0, genome.sizes[iv.chrom]))
+            start = min(max(lo, start + (end - start) // 2 - min_length // 2), max(lo, hi - min_length))
+            end = min(hi, start + min_length)
         spans.append((order[iv.chrom], start, end, iv.chrom))
     spans.sort()
     merged: list[Interval] = []

@@ -5,11 +5,13 @@ to the predictor on the same windows cut out by hand."""
 from __future__ import annotations
 
 import gzip
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from serving.cli import EXIT_REJECTS, EXIT_USAGE, main
+from serving.cli import EXIT_OK, EXIT_REJECTS, EXIT_USAGE, main
 from serving.dna import SequenceError, encode, random_dna
 from serving.genome import Genome, GenomeError
 from serving.intervals import Interval, LineReject, read_intervals
@@ -82,11 +84,45 @@ def test_iupac_codes_encode_as_n_and_are_counted_uploads_stay_strict(genomes, se
         Genome(bad, quiet=True).codes("c", 0, 13)
 
 
-def test_plain_gzip_is_refused_with_the_bgzip_command(genomes, tmp_path):
-    gz = tmp_path / "plain.fa.gz"
+def redirect_target(advice: str) -> str:
+    """The file a shell command in a message writes to (`... > target`)."""
+    m = re.search(r"\|[^|>]*>\s*(\S+?)\)?(?:[\s,;]|$)", advice)
+    assert m, f"no `> target` in {advice!r}"
+    return m.group(1)
+
+
+@pytest.mark.parametrize("name", ["hg38.fa.gz", "genome.fasta.gz", "x.gz", "reads.fna.gz"])
+def test_plain_gzip_is_refused_with_a_bgzip_command_that_keeps_the_input(genomes, tmp_path, name):
+    from serving.fasta import open_bytes
+    from tests.genome_files import bgzip
+
+    gz = tmp_path / name
     gz.write_bytes(gzip.compress(genomes[0].read_bytes()))
-    with pytest.raises(GenomeError, match="bgzip"):
+    with pytest.raises(GenomeError, match="bgzip") as err:
         Genome(gz)
+    target = redirect_target(str(err.value))
+    assert target != gz.name and f"gunzip -c {gz.name} | bgzip > {target}" in str(err.value)
+    with open_bytes(gz) as fh:  # follow the advice as a shell would, in the input's folder
+        bgzip_copy = bgzip(_write(tmp_path / "plain.tmp", fh.read()), tmp_path / target)
+    assert Genome(bgzip_copy, quiet=True).sizes["chr1"] == 4000 and gzip.decompress(gz.read_bytes())
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+# Every message in the code base that advises a shell command writing a file (`cmd | tool > target`), as
+# (module, a test above that triggers it and checks that target is not the input).
+ADVICE = {"serving/genome.py": test_plain_gzip_is_refused_with_a_bgzip_command_that_keeps_the_input}
+
+
+def test_no_advice_writes_over_its_input():
+    root = Path(__file__).resolve().parents[1]
+    redirect = re.compile(r"[\"'][^\"'\n]*\|\s*[\w.-]+[^\"'\n|]*>\s*\{")  # a string with `| tool ... > {`
+    found = {p.relative_to(root).as_posix() for pkg in ("serving", "training")
+             for p in (root / pkg).rglob("*.py") if redirect.search(p.read_text())}
+    assert found == set(ADVICE), "a new shell advice: add a test that triggers it and checks its `>` target"
 
 
 BED = [
@@ -197,3 +233,66 @@ def test_progress_shows_an_eta_when_the_total_is_known():
     progress.close()
     assert "ETA" not in stream.getvalue().rsplit("\r", 1)[-1]  # the final line says what it took
     assert [clock(s) for s in (5, 65, 3720)] == ["5 s", "1m05s", "1h02m"]
+
+
+PIECE1, PIECE2 = 75_549_820, 75_560_000  # records chr13:75549820-75550420 (bedtools getfasta) and a second piece
+
+
+@pytest.fixture(scope="module")
+def pieced(tmp_path_factory) -> tuple:
+    """A FASTA holding two pieces of chr13 (named by their place) and a whole chr2: (path, {record: sequence})."""
+    p1 = plant(random_dna(1, 600, 14)[0], 300, CS)
+    p2 = plant(random_dna(1, 400, 15)[0], 100, CS)
+    recs = {f"chr13:{PIECE1}-{PIECE1 + 600}": p1, f"chr13:{PIECE2}-{PIECE2 + 400}": p2,
+            "chr2": random_dna(1, 300, 16)[0]}
+    return write_genome(tmp_path_factory.mktemp("pieces"), recs)[0], recs
+
+
+def test_a_record_named_by_its_place_is_that_piece_of_its_chromosome(pieced):
+    path, recs = pieced
+    p1 = recs[f"chr13:{PIECE1}-{PIECE1 + 600}"]
+    genome = Genome(path, quiet=True)
+    assert genome.sizes == {"chr13": PIECE2 + 400, "chr2": 300}  # as far as the file holds it
+    assert [(s.chrom, s.start, s.end) for s in genome.spans()] == \
+        [("chr13", PIECE1, PIECE1 + 600), ("chr13", PIECE2, PIECE2 + 400), ("chr2", 0, 300)]
+    assert genome.fetch("chr13", PIECE1 + 80, PIECE1 + 130) == p1[80:130] and genome.resolve("13") == "chr13"
+    assert genome.missing("chr13", PIECE1 + 500, PIECE1 + 700).startswith(f"chr13:{PIECE1 + 500}-{PIECE1 + 700} "
+                                                                           "is not wholly in the pieces of chr13")
+    with pytest.raises(GenomeError, match="not wholly in the pieces"):
+        genome.fetch("chr13", 100, 200)
+    assert Genome(path, quiet=True, coords="none").sizes == {r: len(s) for r, s in recs.items()}  # ids as names
+
+
+def test_regions_and_scans_of_a_pieced_chromosome_in_chromosome_coordinates(pieced, tmp_path, monkeypatch):
+    import pyBigWig
+
+    path, recs = pieced
+    p1 = recs[f"chr13:{PIECE1}-{PIECE1 + 600}"]
+    toy = ToyPredictor(L)
+    monkeypatch.setattr("serving.cli.make_predictor", lambda args: toy)
+    bed = tmp_path / "r.bed"
+    bed.write_text(f"chr13\t{PIECE1 + 280}\t{PIECE1 + 340}\tin_piece\n"  # window [PIECE1 + 285, + 335)
+                   f"13\t{PIECE1 + 100}\t{PIECE1 + 101}\talias\n"
+                   f"chr13\t{PIECE1 + 1000}\t{PIECE1 + 1100}\tbetween_pieces\n"
+                   f"chr13\t{PIECE1 + 560}\t{PIECE1 + 600}\twindow_leaves_the_piece\n")
+    out = tmp_path / "scores.tsv"
+    assert main(["score", "--genome", str(path), "--regions", str(bed), "-o", str(out), "-q"]) == EXIT_REJECTS
+    rows = [line.split("\t") for line in out.read_text().splitlines()[1:]]
+    assert [r[:4] for r in rows] == [["chr13", str(PIECE1 + 285), str(PIECE1 + 335), "in_piece"],
+                                     ["chr13", str(PIECE1 + 75), str(PIECE1 + 125), "alias"]]
+    want = toy.predict_onehot(encode([p1[285:335], p1[75:125]]))["probability"]
+    np.testing.assert_allclose([float(r[4]) for r in rows], want, rtol=1e-6)
+    rejects = (tmp_path / "scores.tsv.rejects.tsv").read_text()
+    assert "between_pieces" in rejects and "window_leaves_the_piece" in rejects and "not wholly in" in rejects
+    # scan: the genome form writes what the FASTA form writes (records placed by their ids), and a bigWig
+    genome_bg, fasta_bg, bw = tmp_path / "g.bedgraph", tmp_path / "f.bedgraph", tmp_path / "g.bw"
+    assert main(["scan", "--genome", str(path), "--stride", "7", "--bedgraph", str(genome_bg), "--bigwig", str(bw),
+                 "-q"]) == EXIT_OK
+    assert main(["scan", str(path), "--stride", "7", "--bedgraph", str(fasta_bg), "-q"]) == EXIT_OK
+    assert genome_bg.read_text() == fasta_bg.read_text()
+    assert genome_bg.read_text().startswith(f"chr13\t{PIECE1 + 21}\t")
+    with pyBigWig.open(str(bw)) as track:
+        assert track.chroms() == {"chr13": PIECE2 + 400, "chr2": 300}
+        got = track.intervals("chr13")
+    bg = [line.split("\t") for line in genome_bg.read_text().splitlines() if line.startswith("chr13")]
+    assert [(s, e) for s, e, _ in got] == [(int(r[1]), int(r[2])) for r in bg]

@@ -1,6 +1,7 @@
-"""serving.scoring.variants and mutagenesis: effect = predict(alt) - predict(ref) on the centred window, ref checked against the
-sequence (mismatch reported per variant), TSV and VCF input, genome-coordinate records, and saturation
-mutagenesis (every substitution's logit change) with its logo."""
+"""serving.scoring.variants and mutagenesis: effect = predict(alt) - predict(ref) on the centred window (never
+shifted: a window off the sequence gets window_off_chromosome), ref checked against the sequence (mismatch reported
+per variant), TSV and VCF input, genome-coordinate records, and saturation mutagenesis (every substitution's logit
+change) with its logo."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,18 +35,20 @@ def reference(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return path, seqs
 
 
-def test_windows_centre_the_variant_and_clip_at_the_ends():
+def test_windows_are_centred_on_the_variant_and_never_shifted():
     seq = random_seq(1000, 4)
     ref_w, alt_w = va.variant_windows(seq, 500, seq[500], "T", L)
     assert ref_w == seq[400:600] and alt_w == seq[400:500] + "T" + seq[501:600]
-    ref_w, alt_w = va.variant_windows(seq, 3, seq[3], "T", L)  # near the start: window [0, 200)
-    assert ref_w == seq[:200] and alt_w[3] == "T" and alt_w[:3] == seq[:3]
-    ref_w, alt_w = va.variant_windows(seq, 999, seq[999], "T", L)  # last base: window [800, 1000)
-    assert ref_w == seq[800:] and alt_w[-1] == "T"
     ref_w, alt_w = va.variant_windows(seq, 500, seq[500:503], seq[500], L)  # deletion: filled from the right
     assert alt_w == seq[400:501] + seq[503:602]
     ref_w, alt_w = va.variant_windows(seq, 500, seq[500], seq[500] + "GGG", L)  # insertion: cut on the right
     assert alt_w == seq[400:501] + "GGG" + seq[501:597]
+    assert va.variant_windows(seq, 100, seq[100], "T", L)[0] == seq[:200]  # the first that fits
+    assert va.variant_windows(seq, 900, seq[900], "T", L)[0] == seq[800:]  # the last that fits
+    for p0, ref in ((99, seq[99]), (901, seq[901]), (900, seq[900:902])):  # a window would leave the sequence
+        with pytest.raises(ValueError, match="not inside"):
+            va.variant_windows(seq, p0, ref, "T", L)
+    assert va.window_span(900, seq[900:902], "T", L) == (800, 1001)  # a deletion's alt window reads one further
 
 
 def test_effect_equals_alt_minus_ref_and_wrong_ref_is_reported(predictor, reference, tmp_path):
@@ -73,8 +76,6 @@ def test_effect_equals_alt_minus_ref_and_wrong_ref_is_reported(predictor, refere
                           "too_short", "symbolic"]
     expected_windows = {
         "mid": (s1[400:600], s1[400:500] + other_base(s1[500]) + s1[501:600]),
-        "first_base": (s1[:200], other_base(s1[0]) + s1[1:200]),
-        "last_base": (s1[800:], s1[800:999] + other_base(s1[999])),
         "genome_coords": (c3[:200], c3[:100] + other_base(c3[100]) + c3[101:200]),
     }
     for vid, (ref_w, alt_w) in expected_windows.items():
@@ -88,13 +89,17 @@ def test_effect_equals_alt_minus_ref_and_wrong_ref_is_reported(predictor, refere
     assert rows["wrong_ref"]["ref_probability"] == "NA"
     assert rows["wrong_ref"]["status"] == (f"ref mismatch: the sequence has {s1[299]!r} at s1:300, "
                                            f"the variant says {other_base(s1[299])!r}")
-    assert "not inside any sequence" in rows["nowhere"]["status"]
-    assert "not inside any sequence" in rows["past_end"]["status"]
-    assert "shorter than the model's 200" in rows["too_short"]["status"]
+    assert "'chrX' is not in ref.fa" in rows["nowhere"]["status"]
+    assert "position 1,001 is outside s1 (1-1,000)" in rows["past_end"]["status"]
+    for vid in ("first_base", "last_base", "too_short"):  # no shifted window: a status and no score
+        assert rows[vid]["status"].startswith("window_off_chromosome: ") and rows[vid]["delta_logit"] == "NA"
     assert "unsupported allele" in rows["symbolic"]["status"]
 
 
 def test_vcf_records_inside_the_sequences(predictor, reference, tmp_path):
+    from serving.genome import Genome
+    from serving.scoring.vcf import VcfInput, score_variant_chunk
+
     fa, seqs = reference
     c3 = seqs["chr3:5000-5600"]
     b = c3[299]
@@ -103,16 +108,15 @@ def test_vcf_records_inside_the_sequences(predictor, reference, tmp_path):
     vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
                    f"chr3\t5300\trs1\t{b}\t{','.join(alts)}\t.\tPASS\t.\n"
                    f"chr3\t5301\t.\t{c3[300]}\t{other_base(c3[300])}\t.\tPASS\t.\n")
-    vs = va.read_variants(vcf)
+    vs = [v for rec in VcfInput(vcf).records() for v in rec.variants]
     assert [v.name for v in vs] == [f"rs1:{alts[0]}", f"rs1:{alts[1]}", f"chr3:5301:{c3[300]}>{other_base(c3[300])}"]
-    va.locate(vs, fa, predictor.length)
-    eff = va.variant_effects(predictor, vs)
+    rows = score_variant_chunk(predictor, Genome(fa, quiet=True), vs)
     assert all(v.status == "ok" for v in vs)
     ref_w = c3[199:399]  # 0-based 299 centred: window [199, 399)
     for i, alt in enumerate(alts):
         alt_w = c3[199:299] + alt + c3[300:399]
         want = predictor.predict_sequences([alt_w])["logit"][0] - predictor.predict_sequences([ref_w])["logit"][0]
-        np.testing.assert_allclose(eff["alt_logit"][i] - eff["ref_logit"][i], want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(rows[i]["delta_logit"], want, rtol=1e-5, atol=1e-5)
 
 
 def test_saturation_mutagenesis_and_logo(predictor, tmp_path):
@@ -133,9 +137,9 @@ def test_saturation_mutagenesis_and_logo(predictor, tmp_path):
     assert main(["mutagenesis", "--sequence", seq, "--model", str(predictor.model_dir), "-o", str(tsv),
                  "--png", str(png), "-q"]) == EXIT_OK
     rows = [line.split("\t") for line in tsv.read_text().splitlines()]
-    assert rows[0] == ["position", "ref", "delta_logit_A", "delta_logit_C", "delta_logit_G", "delta_logit_T"]
-    assert len(rows) == L + 1 and rows[1][1] == seq[0]
-    np.testing.assert_allclose(np.array([r[2:] for r in rows[1:]], float), delta, rtol=1e-4, atol=1e-5)
+    assert rows[0] == ["id", "position", "ref", "delta_logit_A", "delta_logit_C", "delta_logit_G", "delta_logit_T"]
+    assert len(rows) == L + 1 and rows[1][:3] == ["sequence", "1", seq[0]]
+    np.testing.assert_allclose(np.array([r[3:] for r in rows[1:]], float), delta, rtol=1e-4, atol=1e-5)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="length 199, the model expects 200"):
         mu.saturation_mutagenesis(predictor, seq[:199])

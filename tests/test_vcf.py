@@ -1,6 +1,8 @@
-"""`variants --genome --vcf`: VCF/VCF.gz/BCF read with cyvcf2 in chunks, one row per ALT (SNVs and indels on windows
-cut by hand), symbolic/'*'/breakend/missing ALTs kept with a status, FILTER with --pass-only, the annotated VCF read
-back with cyvcf2 equal to the TSV, and the old --fasta/--variants form giving the same rows on the same genome."""
+"""`variants --genome --vcf`: VCF/VCF.gz and (unindexed) BCF read in chunks, one row per ALT (SNVs and indels on
+windows cut by hand), symbolic/'*'/breakend/missing ALTs kept with a status, windows off the chromosome reported
+(window_off_chromosome) and never shifted, FILTER with --pass-only, the annotated VCF read back with cyvcf2 equal to
+the TSV, messages naming the file's own lines (a malformed record: exit 2 after the rows before it), records named
+chrom:start-end as pieces of chrom, and --fasta read by interval as --genome is."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +37,7 @@ def vcf_text(seqs) -> str:
     head = ["##fileformat=VCFv4.2", '##FILTER=<ID=LowQual,Description="low quality">',
             '##INFO=<ID=DP,Number=1,Type=Integer,Description="depth">',
             "##contig=<ID=chr1,length=2000>", "##contig=<ID=chr2,length=800>", "##contig=<ID=chrZ,length=10>",
+            "##contig=<ID=2,length=800>",
             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
     recs = [
         f"chr1\t101\trs1\t{c1[100]}\t{other(c1[100])},{other(other(c1[100]))}\t50\tPASS\tDP=10",  # multi-allelic
@@ -46,9 +49,11 @@ def vcf_text(seqs) -> str:
         f"chr1\t701\tnoalt\t{c1[700]}\t.\t50\tPASS\t.",
         f"chr1\t801\tlowq\t{c1[800]}\t{other(c1[800])}\t5\tLowQual\t.",  # FILTER
         f"chr1\t901\tmismatch\t{other(c1[900])}\t{c1[900]}\t50\tPASS\t.",
-        f"chr1\t1\tfirst\t{c1[0]}\t{other(c1[0])}\t50\tPASS\t.",  # window clipped at the start
-        f"chr1\t2000\tlast\t{c1[1999]}\t{other(c1[1999])}\t50\tPASS\t.",  # and at the end
-        f"2\t11\talias\t{c2[10]}\t{other(c2[10])}\t50\tPASS\t.",  # '2' is chr2
+        f"chr1\t1\tfirst\t{c1[0]}\t{other(c1[0])}\t50\tPASS\t.",  # the centred window runs off the start
+        f"chr1\t2000\tlast\t{c1[1999]}\t{other(c1[1999])}\t50\tPASS\t.",  # and off the end
+        f"chr1\t21\tedge\t{c1[20]}\t{other(c1[20])}\t50\tPASS\t.",  # window [0, 40): just fits
+        f"chr1\t1981\tedge2\t{c1[1980]}\t{other(c1[1980])}\t50\tPASS\t.",  # window [1960, 2000): just fits
+        f"2\t101\talias\t{c2[100]}\t{other(c2[100])}\t50\tPASS\t.",  # '2' is chr2
         "chrZ\t5\tunknown\tA\tG\t50\tPASS\t.",
         "chr2\t801\tpast\tA\tG\t50\tPASS\t.",
     ]
@@ -69,7 +74,11 @@ def read_tsv(path) -> list[dict]:
 
 
 STATUS = {"sv1": "symbolic allele <DEL>", "star:*": "spanning deletion", "bnd1": "breakend", "noalt": "no ALT",
-          "mismatch": "ref mismatch", "unknown": "'chrZ' is not in", "past": "outside chr2"}
+          "mismatch": "ref mismatch", "unknown": "'chrZ' is not in", "past": "outside chr2",
+          "first": "window_off_chromosome: ", "last": "window_off_chromosome: "}
+CODES = {"sv1": "unsupported_allele", "star:*": "unsupported_allele", "bnd1": "unsupported_allele",
+         "noalt": "unsupported_allele", "mismatch": "ref_mismatch", "unknown": "unknown_chromosome",
+         "past": "outside_chromosome", "first": "window_off_chromosome", "last": "window_off_chromosome"}
 
 
 def run(genome, vcf, tmp_path, *extra) -> tuple[int, list[dict]]:
@@ -85,7 +94,7 @@ def test_vcf_rows_per_alt_equal_the_predictor_on_windows_cut_by_hand(genome, seq
     assert code == EXIT_REJECTS
     ids = [r["id"] for r in rows]
     assert ids[:3] == [f"rs1:{rows[0]['alt']}", f"rs1:{rows[1]['alt']}", "del1"]  # one row per ALT, in order
-    assert len(rows) == 16 and "lowq" in ids  # 14 records, two with two ALTs; FILTER kept without --pass-only
+    assert len(rows) == 18 and "lowq" in ids  # 16 records, two with two ALTs; FILTER kept without --pass-only
     for r in rows:
         name = r["id"]
         if name in STATUS:
@@ -100,6 +109,7 @@ def test_vcf_rows_per_alt_equal_the_predictor_on_windows_cut_by_hand(genome, seq
         assert float(r["delta_logit"]) == pytest.approx(float(want["logit"][1] - want["logit"][0]), abs=1e-5)
     ins = next(r for r in rows if r["id"] == "ins1")
     assert float(ins["delta_probability"]) > 0  # five C inserted
+    assert "chr1:-20-20 is outside chr1" in next(r for r in rows if r["id"] == "first")["status"]
 
 
 def test_annotated_vcf_reads_back_with_cyvcf2_equal_to_the_tsv(genome, vcf_text, toy, tmp_path):
@@ -121,6 +131,8 @@ def test_annotated_vcf_reads_back_with_cyvcf2_equal_to_the_tsv(genome, vcf_text,
     for rec in reader:
         n += 1
         mine = by_record[(rec.CHROM, str(rec.POS))]
+        codes = rec.INFO.get("BINDCNN_STATUS").split(",")
+        assert codes == [CODES.get(r["id"], "ok") for r in mine]  # every ALT says why it has no score
         alt_p = rec.INFO.get("BINDCNN_ALT_PROB")
         if all(r["alt_probability"] == "NA" for r in mine):
             assert alt_p is None
@@ -136,51 +148,93 @@ def test_annotated_vcf_reads_back_with_cyvcf2_equal_to_the_tsv(genome, vcf_text,
                 assert rec.INFO.get("BINDCNN_REF_PROB") == pytest.approx(float(r["ref_probability"]), abs=1e-6)
         if rec.ID == "rs1":
             assert rec.INFO.get("DP") == 10  # the record's own INFO kept
-    assert n == 14
+    assert n == 16
 
 
-def test_pass_only_bgzip_and_bcf_give_the_same_rows(genome, vcf_text, toy, tmp_path):
+def write_bcf(src, dst):
+    """dst: a real BCF of the VCF src, as `bcftools view -Ob` writes it (bgzip'd binary, no index)."""
     from cyvcf2 import VCF, Writer
+
+    reader = VCF(str(src))
+    reader.add_info_to_header({"ID": "SVTYPE", "Number": "1", "Type": "String", "Description": "sv"})
+    writer = Writer(str(dst), reader, mode="wb")
+    for rec in reader:
+        writer.write_record(rec)
+    writer.close()
+    return dst
+
+
+def test_pass_only_bgzip_and_an_unindexed_bcf_give_the_same_rows(genome, vcf_text, toy, tmp_path, capsys):
+    from serving.fasta import open_bytes
+    from serving.scoring.vcf import count_records, is_bcf
 
     plain = tmp_path / "v.vcf"
     plain.write_text(vcf_text)
     _, rows = run(genome, plain, tmp_path)
     gz = bgzip(plain, tmp_path / "v.vcf.gz")
     assert run(genome, gz, tmp_path)[1] == rows
-    bcf = tmp_path / "v.bcf"
-    reader = VCF(str(gz))
-    reader.add_info_to_header({"ID": "SVTYPE", "Number": "1", "Type": "String", "Description": "sv"})
-    writer = Writer(str(bcf), reader, mode="wb")
-    for rec in reader:
-        writer.write_record(rec)
-    writer.close()
-    assert run(genome, bcf, tmp_path)[1] == rows
+    bcf = write_bcf(gz, tmp_path / "calls.bcf")
+    with open_bytes(bcf) as fh:
+        assert fh.read(5) == b"BCF\x02\x02"  # binary records: not text, as bcftools writes them
+    assert not list(tmp_path.glob("calls.bcf.*")) and is_bcf(bcf) and count_records(bcf) is None  # no index
+    capsys.readouterr()
+    ann = tmp_path / "from_bcf.vcf"
+    code, from_bcf = run(genome, bcf, tmp_path, "--vcf-out", str(ann))
+    assert code == EXIT_REJECTS and from_bcf == rows
+    err = capsys.readouterr().err
+    assert "record 9 (mismatch): ref mismatch" in err  # a BCF has no lines: messages count its records
+    assert "BINDCNN_STATUS=ref_mismatch" in ann.read_text()
     _, passed = run(genome, plain, tmp_path, "--pass-only")
     assert passed == [r for r in rows if r["id"] != "lowq"]
 
 
-def test_tsv_variants_on_the_genome_equal_the_old_fasta_form(genome, seqs, toy, tmp_path):
+def test_fasta_is_read_by_interval_like_genome(genome, seqs, toy, tmp_path, capsys):
+    import tracemalloc
+
     c1 = seqs["chr1"]
     tsv = tmp_path / "v.tsv"
     tsv.write_text("chrom\tpos\tref\talt\tid\n" + "".join(
         f"chr1\t{p}\t{c1[p - 1]}\t{other(c1[p - 1])}\tv{p}\n" for p in (1, 150, 151, 999, 2000)))
     new, old = tmp_path / "new.tsv", tmp_path / "old.tsv"
     assert main(["variants", "--genome", str(genome), "--variants", str(tsv), "-o", str(new), "-q",
-                 "--chunk", "2"]) == 0
-    assert main(["variants", "--fasta", str(genome), "--variants", str(tsv), "-o", str(old), "-q"]) == 0
+                 "--chunk", "2"]) == EXIT_REJECTS
+    assert main(["variants", "--fasta", str(genome), "--variants", str(tsv), "-o", str(old), "-q"]) == EXIT_REJECTS
     assert new.read_text() == old.read_text()
+    rows = read_tsv(new)
+    assert [r["status"].split(":")[0] for r in rows] == ["window_off_chromosome", "ok", "ok", "ok",
+                                                         "window_off_chromosome"]
+    # a reference FASTA without an index: indexed on first use (said so), then read by interval, never whole
+    big = random_dna(1, 4_000_000, 35)[0]
+    ref = write_genome(tmp_path / "ref", {"chrB": big}, width=80)[0]
+    tsv.write_text(f"chrB\t3000001\t{big[3_000_000]}\t{other(big[3_000_000])}\tdeep\n")
+    capsys.readouterr()
+    tracemalloc.start()
+    try:
+        assert main(["variants", "--fasta", str(ref), "--variants", str(tsv), "-o", str(old)]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f"indexing {ref}" in capsys.readouterr().err and (ref.parent / "genome.fa.fai").exists()
+    assert peak < len(big) / 4, f"{peak:,} bytes allocated for a {len(big):,} bp reference"
+    assert read_tsv(old)[0]["status"] == "ok"
 
 
 def test_variants_arguments_are_checked(genome, vcf_text, toy, tmp_path, capsys):
     vcf = tmp_path / "v.vcf"
     vcf.write_text(vcf_text)
+    tsv = tmp_path / "v.tsv"
+    tsv.write_text("chr1\t100\tA\tC\n")
     assert main(["variants", "--genome", str(genome)]) == EXIT_USAGE
     assert main(["variants", "--genome", str(genome), "--fasta", str(genome), "--vcf", str(vcf)]) == EXIT_USAGE
-    assert main(["variants", "--fasta", str(genome), "--variants", str(vcf), "--pass-only"]) == EXIT_USAGE
-    assert "--pass-only needs" in capsys.readouterr().err
+    assert main(["variants", "--fasta", str(genome), "--variants", str(tsv), "--pass-only"]) == EXIT_USAGE
+    assert "--pass-only need a VCF" in capsys.readouterr().err
     assert main(["variants", "--genome", str(genome), "--vcf", str(vcf), "--vcf-out", str(tmp_path / "a.bcf"),
                  "-o", str(tmp_path / "e.tsv")]) == EXIT_USAGE
     assert ".vcf.gz" in capsys.readouterr().err
+    before = vcf.read_bytes()
+    assert main(["variants", "--genome", str(genome), "--vcf", str(vcf), "--vcf-out", str(vcf),
+                 "-o", str(tmp_path / "e.tsv")]) == EXIT_USAGE
+    assert "overwrite its input" in capsys.readouterr().err and vcf.read_bytes() == before
 
 
 def test_a_window_with_a_non_nucleotide_gets_a_status_the_others_are_scored(toy, tmp_path):
@@ -194,3 +248,94 @@ def test_a_window_with_a_non_nucleotide_gets_a_status_the_others_are_scored(toy,
     assert code == EXIT_REJECTS
     assert rows[0]["status"] == "ok" and rows[0]["alt_probability"] != "NA"
     assert "'*'" in rows[1]["status"] and "not a nucleotide" in rows[1]["status"]
+
+
+HEAD_NO_PASS = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]  # no ##FILTER=<ID=PASS>
+
+
+def test_messages_name_the_files_own_lines(genome, seqs, toy, tmp_path, capsys):
+    c1 = seqs["chr1"]
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("\n".join(HEAD_NO_PASS + [
+        f"chr1\t101\tgood\t{c1[100]}\t{other(c1[100])}\t.\t.\t.",  # line 3
+        f"chr1\t201\tbad_ref\t{other(c1[200])}\t{c1[200]}\t.\t.\t.",  # line 4: REF mismatch
+        "",  # line 5: a blank line (htslib would crash on it)
+        f"chr1\t301\toff\t{c1[300]}\t<DEL>\t.\t.\t.",  # line 6
+    ]) + "\n")
+    code, rows = run(genome, vcf, tmp_path)
+    assert code == EXIT_REJECTS and [r["id"] for r in rows] == ["good", "bad_ref", "off"]
+    err = capsys.readouterr().err
+    assert "line 4 (bad_ref): ref mismatch" in err and "line 6 (off): symbolic" in err
+
+
+def malformed_vcf(folder, c1: str):
+    """A VCF whose line 8 has POS '10x', after five good records (lines 3-7) and before five more."""
+    good = [f"chr1\t{p}\tv{p}\t{c1[p - 1]}\t{other(c1[p - 1])}\t.\tPASS\t." for p in range(101, 106)]
+    vcf = folder / "v.vcf"
+    vcf.write_text("\n".join(HEAD_NO_PASS + good + ["chr1\t10x\tbroken\tA\tC\t.\tPASS\t."] + good) + "\n")
+    return vcf
+
+
+def test_a_malformed_record_names_its_line_exits_2_and_keeps_the_rows_before(genome, seqs, toy, tmp_path, capsys,
+                                                                                engine: str = "local"):
+    vcf = malformed_vcf(tmp_path, seqs["chr1"])
+    out, ann = tmp_path / "e.tsv", tmp_path / "a.vcf"
+    argv = ["variants", "--genome", str(genome), "--vcf", str(vcf), "-o", str(out), "--vcf-out", str(ann), "-q",
+            "--chunk", "2"]
+    if engine == "ray":
+        argv += ["--engine", "ray"]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{vcf}, line 8: POS '10x' is not a number" in err and "htslib" not in err
+    assert [r["id"] for r in read_tsv(out)] == [f"v{p}" for p in range(101, 106)]  # all five before it
+    assert [ln.split("\t")[2] for ln in ann.read_text().splitlines() if not ln.startswith("#")] == \
+        [f"v{p}" for p in range(101, 106)]
+
+
+def test_windows_off_the_chromosome_get_a_status_and_no_score_never_a_shifted_window(toy):
+    from serving.scoring import variants as va
+
+    seq = random_dna(1, 100, 36)[0]
+
+    class Item:
+        def __init__(self, pos, alt="A", ref=None, id=""):
+            self.pos, self.ref, self.alt, self.id = pos, ref or seq[pos - 1], alt, id
+
+    items = [Item(20), Item(21), Item(81), Item(82), Item(50, ref=seq[49:55], alt=seq[49])]
+    vs = va.in_sequence(seq, items, "s", L)  # what the service's /variants does with a request
+    rows = va.effect_rows(vs, va.variant_effects(toy, vs))
+    assert [r["status"].split(":")[0] for r in rows] == ["window_off_chromosome", "ok", "ok",
+                                                         "window_off_chromosome", "ok"]
+    assert "ref_probability" not in rows[0] and "delta_logit" not in rows[3]
+    assert vs[1].ref_window == seq[0:40] and vs[2].ref_window == seq[60:100]  # centred: the base at index 20
+    assert vs[4].alt_window == seq[29:50] + seq[55:74]  # a deletion reads on to fill its window
+    with pytest.raises(ValueError, match="not inside"):
+        va.variant_windows(seq, 10, seq[10], "A", L)
+
+
+@pytest.mark.parametrize("name,offset", [("chr13:5000-5600", 5000), ("chr13:5001-5600", 5000)],
+                         ids=["bed", "one-based"])
+def test_a_record_named_by_its_place_takes_variants_in_chromosome_coordinates(toy, tmp_path, name, offset):
+    piece = random_dna(1, 600, 37)[0]
+    genome = write_genome(tmp_path / "g", {name: piece, "chr2": random_dna(1, 300, 38)[0]})[0]
+    lines = HEAD_NO_PASS + [
+        f"chr13\t{offset + 301}\tmid\t{piece[300]}\t{other(piece[300])}\t.\t.\t.",  # inside the piece
+        f"13\t{offset + 101}\talias\t{piece[100]}\t{other(piece[100])}\t.\t.\t.",
+        f"chr13\t{offset + 5}\tedge\t{piece[4]}\t{other(piece[4])}\t.\t.\t.",  # window runs off the piece
+        f"chr13\t{offset - 50}\tbefore\tA\tC\t.\t.\t.",  # chr13, but not in the piece the file holds
+        f"chr13\t{offset + 301}\twrong\t{other(piece[300])}\tA\t.\t.\t.",
+    ]
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("\n".join(lines) + "\n")
+    code, rows = run(genome, vcf, tmp_path)
+    assert code == EXIT_REJECTS
+    by = {r["id"]: r for r in rows}
+    assert by["mid"]["chrom"] == "chr13" and by["mid"]["pos"] == str(offset + 301)  # outputs as given
+    for vid, p0 in (("mid", 300), ("alias", 100)):
+        ref_w, alt_w = variant_windows(piece, p0, piece[p0], other(piece[p0]), L)
+        want = toy.predict_onehot(encode([ref_w, alt_w]))
+        assert by[vid]["status"] == "ok"
+        assert float(by[vid]["delta_logit"]) == pytest.approx(float(want["logit"][1] - want["logit"][0]), abs=1e-5)
+    assert by["edge"]["status"].startswith("window_off_chromosome") and f"chr13:{offset - 16}" in by["edge"]["status"]
+    assert "not in the genome file" in by["before"]["status"] and name.split(":")[0] in by["before"]["status"]
+    assert f"at chr13:{offset + 301}" in by["wrong"]["status"]

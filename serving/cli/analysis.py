@@ -1,43 +1,17 @@
 """The variants and mutagenesis commands: effects of changes to a sequence, as TSV (and a logo PNG)."""
 from __future__ import annotations
 
-import sys
-
-from serving.cli.parsers import EXIT_OK, EXIT_REJECTS
+from serving.cli.parsers import EXIT_OK
 from serving.console import say
 from serving.scoring import outputs
 
 
 def cmd_variants(args, predictor) -> int:
-    from serving.scoring import variants as va
+    """variants: --fasta REF.fa and --genome G.fa are the same indexed reader (serving.genome, the .fai built on
+    first use), so the reference is read by interval whichever is given; see serving.cli.genome."""
+    from serving.cli.genome import cmd_variants_genome
 
-    if args.genome or args.vcf:
-        from serving.cli.genome import cmd_variants_genome
-
-        return cmd_variants_genome(args, predictor)
-    if not (args.fasta and args.variants):
-        raise ValueError("give --fasta REF.fa --variants V.tsv, or --genome G.fa --vcf V.vcf.gz")
-    for flag in ("vcf_out", "pass_only"):
-        if getattr(args, flag):
-            raise ValueError(f"--{flag.replace('_', '-')} needs --genome and --vcf")
-    vs = va.read_variants(args.variants)
-    va.locate(vs, args.fasta, predictor.length, args.coords)
-    rows = va.effect_rows(vs, va.variant_effects(predictor, vs, rc=args.rc))
-    out = outputs.open_output(args.output)
-    try:
-        va.write_effects(out, rows)
-    finally:
-        outputs.close_output(out)
-    scored, bad = va.summarise(vs)
-    say(f"scored {scored:,} of {len(vs):,} variants -> {args.output or 'stdout'}", args.quiet)
-    if bad:
-        lines = [f"{len(bad):,} variant(s) not scored (NA, reason in the status column):"]
-        lines += [f"  line {v.line} ({v.name}): {v.status}" for v in bad[:10]]
-        if len(bad) > 10:
-            lines.append(f"  ... and {len(bad) - 10:,} more")
-        print("\n".join(lines), file=sys.stderr)
-        return EXIT_REJECTS
-    return EXIT_OK
+    return cmd_variants_genome(args, predictor)
 
 
 def cmd_mutagenesis(args, predictor) -> int:

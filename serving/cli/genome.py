@@ -13,12 +13,15 @@ from serving.genome import Genome
 from serving.scoring import outputs
 
 
-def _genome(args, predictor) -> Genome:
-    if not args.genome:
+def _genome(args, predictor, path: str | None = None) -> Genome:
+    """The indexed genome (--genome, or `path`: the variants command's --fasta), records named chrom:start-end
+    read as pieces of chrom by --coords."""
+    path = path or args.genome
+    if not path:
         raise ValueError("this form needs --genome G.fa (an indexed FASTA, plain or bgzip)")
     if getattr(args, "input", None):
         raise ValueError(f"give either INPUT ({args.input}) or --genome, not both")
-    return Genome(args.genome, quiet=args.quiet, alphabet=predictor.alphabet)
+    return Genome(path, quiet=args.quiet, alphabet=predictor.alphabet, coords=getattr(args, "coords", "auto"))
 
 
 def _engine(args, genome: Genome):
@@ -172,19 +175,20 @@ def cmd_scan_genome(args, predictor) -> int:
 
 
 def _records(args, skipped: list[int]):
-    """(chunks of VcfRecords, reader or None, total records or None) for --vcf or a --variants TSV."""
+    """(chunks of VcfRecords, the VcfInput or None, total records or None) for --vcf, or --variants (a VCF/BCF
+    read as --vcf is, else a TSV)."""
     from serving.scoring import vcf as vc
     from serving.scoring.variants import iter_variants
 
-    if args.vcf:
-        reader = vc.open_vcf(args.vcf, annotate=bool(args.vcf_out))
-        chunks = vc.vcf_chunks(reader, args.chunk, args.pass_only, bool(args.vcf_out), skipped)
-        return chunks, reader, vc.count_records(args.vcf)
+    path = args.vcf or args.variants
+    if args.vcf or vc.is_vcf(path):
+        source = vc.VcfInput(path)
+        records = source.records(args.pass_only, bool(args.vcf_out), skipped)
+        return vc.chunked(records, args.chunk), source, vc.count_records(path)
     if args.vcf_out or args.pass_only:
-        raise ValueError("--vcf-out and --pass-only need --vcf (a VCF read with cyvcf2)")
-    stream = iter_variants(args.variants)
-    chunks = iter(lambda: [vc.VcfRecord([v]) for v in islice(stream, args.chunk)], [])
-    return chunks, None, vc.count_records(args.variants)
+        raise ValueError(f"--vcf-out and --pass-only need a VCF or BCF ({path} is read as a TSV of variants)")
+    records = (vc.VcfRecord([v]) for v in iter_variants(path))
+    return vc.chunked(records, args.chunk), None, vc.count_records(path)
 
 
 def _scored_chunks(predictor, genome: Genome, chunks, rc: bool, engine):
@@ -199,20 +203,24 @@ def _scored_chunks(predictor, genome: Genome, chunks, rc: bool, engine):
 
 
 def cmd_variants_genome(args, predictor) -> int:
+    """variants: --vcf/--variants against --genome, or against --fasta (the same indexed reader, .fai built on first
+    use): TSV rows (and --vcf-out) written chunk by chunk."""
     from serving.scoring import variants as va
-    from serving.scoring import vcf as vc
+    from serving.scoring.vcf_out import VcfOut
 
-    if args.fasta:
-        raise ValueError("give --genome (indexed, read by interval) or --fasta (read whole), not both")
-    if bool(args.vcf) == bool(args.variants):
-        raise ValueError("with --genome give one of --vcf V.vcf[.gz|.bcf] or --variants V.tsv")
+    if args.fasta and args.genome:
+        raise ValueError("give --genome or --fasta (the same: an indexed FASTA read by interval), not both")
+    if not (args.fasta or args.genome) or bool(args.vcf) == bool(args.variants):
+        raise ValueError("give --genome G.fa (or --fasta REF.fa) and one of --vcf V.vcf[.gz|.bcf] or --variants "
+                         "V.tsv")
     if args.chunk < 1:
         raise ValueError(f"--chunk must be >= 1, got {args.chunk}")
-    genome = _genome(args, predictor)
     skipped = [0]
-    chunks, reader, total = _records(args, skipped)
+    chunks, source, total = _records(args, skipped)
+    genome = _genome(args, predictor, args.fasta or args.genome)
+    unit = source.unit if source is not None else "line"
     out = outputs.open_output(args.output, va.HEADER)
-    vcf_out = vc.VcfOut(args.vcf_out, reader) if args.vcf_out else None
+    vcf_out = VcfOut(args.vcf_out, source.header, source.path) if args.vcf_out else None
     engine = _engine(args, genome)
     progress = _progress(args, "variants", total, unit="records")
     n = scored = seen_skipped = 0
@@ -222,6 +230,7 @@ def cmd_variants_genome(args, predictor) -> int:
         for records, rows in _scored_chunks(predictor, genome, chunks, args.rc, engine):
             variants = [v for rec in records for v in rec.variants]
             out.write(va.format_effects(rows))
+            out.flush()
             if vcf_out is not None:
                 vcf_out.write(records, rows)
             n += len(variants)
@@ -248,7 +257,7 @@ def cmd_variants_genome(args, predictor) -> int:
         return EXIT_USAGE
     if scored < n:
         lines = [f"{n - scored:,} variant(s) not scored (NA, reason in the status column), e.g.:"]
-        lines += [f"  line {v.line} ({v.name}): {v.status}" for v in bad[:10]]
+        lines += [f"  {unit} {v.line} ({v.name}): {v.status}" for v in bad[:10]]
         print("\n".join(lines), file=sys.stderr)
         return EXIT_REJECTS
     return EXIT_OK

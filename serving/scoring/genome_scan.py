@@ -37,17 +37,18 @@ class Tile:
 
 
 def whole_chromosomes(genome: Genome, chroms: Iterable[str] | None = None) -> list[Interval]:
-    """Spans to scan: every chromosome of the genome (chroms None) or the named ones (aliases resolved), in the
-    genome's order. Raises ValueError for a name the genome does not hold."""
+    """Spans to scan: what the genome holds of every chromosome (chroms None) or of the named ones (aliases
+    resolved), in the genome's order (Genome.spans: a chromosome held as pieces gives one span per stretch).
+    Raises ValueError for a name the genome does not hold."""
     if chroms is None:
-        return [Interval(c, 0, n) for c, n in genome.sizes.items()]
+        return genome.spans()
     wanted = set()
     for name in chroms:
         found = genome.resolve(name)
         if found is None:
             raise ValueError(genome.unknown(name))
         wanted.add(found)
-    return [Interval(c, 0, n) for c, n in genome.sizes.items() if c in wanted]
+    return genome.spans(wanted)
 
 
 def plan_tiles(spans: list[Interval], genome: Genome, length: int, stride: int, tile_bp: int | None = None

@@ -1,22 +1,23 @@
 """Variant effects: alt - ref, in logit and probability, on the model-length window centred on each variant.
 
-Variants: a TSV `chrom pos ref alt [id]` (1-based pos, optional header) or VCF records; `chrom` is a FASTA
-record id, or the chrom of a record named `chrom:start-end` (see serving.scoring.regions) that holds the
-position. The reference FASTA is streamed: one record in memory at a time.
+Variants: a TSV `chrom pos ref alt [id]` (1-based pos, optional header; VCF/BCF: serving.scoring.vcf) or the
+items of a service request, placed on an indexed genome (serving.scoring.vcf.place_in_genome) or on one sequence
+(in_sequence). The window is always centred (the variant's first base at index L // 2): a variant whose window
+does not fit inside its chromosome (or the sequence given) gets the status `window_off_chromosome: ...` and no
+score, never a shifted window.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from serving.dna import SequenceError, encode_one
-from serving.fasta import open_text, read_fasta
-from serving.scoring.regions import parse_region
+from serving.fasta import open_text
 
+WINDOW_OFF = "window_off_chromosome"  # the status of a variant whose centred window runs off its sequence
 ALLELE_OK = set("ACGTNacgtn")
 EFFECT_FIELDS = ("ref_probability", "alt_probability", "delta_probability", "ref_logit", "alt_logit", "delta_logit")
 HEADER = "\t".join(("id", "chrom", "pos", "ref", "alt", *EFFECT_FIELDS, "status")) + "\n"
@@ -24,6 +25,9 @@ HEADER = "\t".join(("id", "chrom", "pos", "ref", "alt", *EFFECT_FIELDS, "status"
 
 @dataclass
 class Variant:
+    """One ALT allele of one record: where (chrom as written, 1-based pos), what (ref, alt), the line of its file
+    (a BCF: its record number), its status ("ok", or why it was not scored) and, once placed, its two windows."""
+
     chrom: str
     pos: int  # 1-based, as in VCF
     ref: str
@@ -50,82 +54,86 @@ class VariantFileError(ValueError):
     """A variants file that cannot be read (names the line)."""
 
 
-def read_variants(path: str | os.PathLike) -> list[Variant]:
-    """Every variant of a file (iter_variants) in a list."""
-    return list(iter_variants(path))
-
-
 def iter_variants(path: str | os.PathLike) -> Iterator[Variant]:
-    """Stream a VCF (detected by '##fileformat=VCF' or a '#CHROM' header) or a TSV `chrom pos ref alt [id]`.
-    A multi-allelic VCF ALT (A,T) gives one Variant per allele. Malformed lines raise VariantFileError
-    naming the line; a variant that merely cannot be scored is kept with a status."""
+    """Stream a TSV `chrom pos ref alt [id]` (1-based pos; an optional header line; plain or gzip). Malformed
+    lines raise VariantFileError naming the line; a variant that merely cannot be scored is kept with a status.
+    (VCF and BCF: serving.scoring.vcf.)"""
     seen = 0
-    vcf = str(path).lower().endswith((".vcf", ".vcf.gz"))
     with open_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
-            if line.startswith(("##fileformat=VCF", "#CHROM")):
-                vcf = True
             if not line.strip() or line.startswith("#"):
                 continue
             cols = line.split("\t") if "\t" in line else line.split()
-            if not vcf and not seen and len(cols) > 1 and not cols[1].strip().isdigit():
-                continue  # the TSV's header line
-            if len(cols) < (5 if vcf else 4):
-                want = "CHROM, POS, ID, REF, ALT" if vcf else "chrom, pos, ref, alt"
-                raise VariantFileError(f"{path}, line {lineno}: expected {want}; got {line[:80]!r}")
-            if vcf:
-                chrom, pos, vid, ref, alts = cols[0], cols[1], cols[2], cols[3], cols[4].split(",")
-                vid = "" if vid == "." else vid
-            else:
-                chrom, pos, ref, alts = cols[0], cols[1], cols[2], [cols[3]]
-                vid = cols[4] if len(cols) > 4 else ""
+            if not seen and len(cols) > 1 and not any(ch.isdigit() for ch in cols[1]):
+                seen = 1
+                continue  # the TSV's header line (its pos column has no digit: "pos", "position")
+            if len(cols) < 4:
+                raise VariantFileError(f"{path}, line {lineno}: expected chrom, pos, ref, alt; got {line[:80]!r}")
+            chrom, pos, ref, alt = cols[0], cols[1], cols[2], cols[3]
             try:
                 ipos = int(pos)
             except ValueError:
                 raise VariantFileError(f"{path}, line {lineno}: position {pos!r} is not an integer") from None
-            for alt in alts:
-                v = Variant(chrom, ipos, ref, alt, vid if len(alts) == 1 or not vid else f"{vid}:{alt}", lineno)
-                if ipos < 1:
-                    v.status = f"position {ipos} is not 1-based (must be >= 1)"
-                else:
-                    v.status = allele_problem(ref, alt) or "ok"
-                seen += 1
-                yield v
+            v = Variant(chrom, ipos, ref, alt, cols[4] if len(cols) > 4 else "", lineno)
+            v.status = position_problem(ipos) or allele_problem(ref, alt) or "ok"
+            seen += 1
+            yield v
+
+
+def position_problem(pos: int) -> str | None:
+    """Why a 1-based position cannot be placed (None when it can)."""
+    return f"position {pos} is not 1-based (must be >= 1)" if pos < 1 else None
+
+
+def window_span(p0: int, ref: str, alt: str, length: int) -> tuple[int, int]:
+    """The stretch [start, end) of the reference (0-based) that a variant at p0 needs: its ref and alt windows of
+    `length` bp, the variant's first base at index length // 2 of both (a deletion's alt window reads further)."""
+    start = p0 - length // 2
+    return start, max(start + length + max(0, len(ref) - len(alt)), p0 + len(ref))
+
+
+def window_off(length: int, why: str) -> str:
+    """The status of a variant whose centred window is not all inside its sequence: WINDOW_OFF and why."""
+    return f"{WINDOW_OFF}: its centred {length} bp window needs bases the reference does not have ({why})"
 
 
 def variant_windows(seq: str, p0: int, ref: str, alt: str, length: int) -> tuple[str, str]:
-    """The reference and alternative windows of `length` bp around 0-based position p0 (ref starts
-    there): the variant's first base at index length // 2 where the sequence allows (clipped at the
-    ends). Indels: the alt window starts at the same place, is cut or extended with the following
-    reference bases, and padded with N past the end of the sequence."""
-    n = len(seq)
-    start = min(max(p0 - length // 2, 0), max(n - length, 0))
+    """The reference and alternative windows of `length` bp centred on 0-based position p0 (ref starts there):
+    the variant's first base at index length // 2 of both. seq must hold window_span(p0, ref, alt, length)
+    (ValueError otherwise: windows are never shifted or padded). Indels: the alt window starts at the same place
+    and is cut, or continued with the following reference bases, to `length`."""
+    start, end = window_span(p0, ref, alt, length)
+    if start < 0 or end > len(seq):
+        raise ValueError(f"the window [{start}, {end}) of a variant at {p0} is not inside the {len(seq)} bp sequence")
     ref_win = seq[start : start + length]
-    alt_win = (seq[start:p0] + alt + seq[p0 + len(ref) : start + length + len(ref)])[:length]
-    return ref_win.ljust(length, "N"), alt_win.ljust(length, "N")
+    alt_win = (seq[start:p0] + alt + seq[p0 + len(ref) : end])[:length]
+    return ref_win, alt_win
 
 
 def place_variant(v: Variant, seq: str, p0: int, length: int, rid: str) -> None:
-    """Check v.ref against `seq` at 0-based p0 and cut v's ref/alt windows (in place), or set v.status
-    saying what was wrong (ref mismatch, sequence shorter than the model)."""
+    """Check v.ref against `seq` at 0-based p0 and cut v's ref/alt windows (in place), or set v.status saying
+    what was wrong: a ref mismatch, or (WINDOW_OFF) a centred window that does not fit inside seq."""
     have = seq[p0 : p0 + len(v.ref)]
     if have.upper() != v.ref.upper():
         v.status = (f"ref mismatch: the sequence has {have.upper() or '(end)'!r} at {v.chrom}:{v.pos}, "
                     f"the variant says {v.ref!r}")
-    elif len(seq) < length:
-        v.status = f"sequence {rid!r} is {len(seq)} bp, shorter than the model's {length}"
-    else:
-        v.ref_window, v.alt_window = variant_windows(seq, p0, v.ref, v.alt, length)
+        return
+    start, end = window_span(p0, v.ref, v.alt, length)
+    if start < 0 or end > len(seq):
+        v.status = window_off(length, f"{rid}:{start}-{end} in 0-based coordinates; {rid!r} is {len(seq):,} bp")
+        return
+    v.ref_window, v.alt_window = variant_windows(seq, p0, v.ref, v.alt, length)
 
 
 def in_sequence(sequence: str, items, rid: str, length: int) -> list[Variant]:
     """Variants given against one sequence (items with pos (1-based in `sequence`), ref, alt, id), checked and
-    with their windows cut; what a request to the service holds, where locate() reads a whole reference."""
+    with their windows cut; what a request to the service holds. The sequence is the variants' whole reference:
+    a window that does not fit inside it gets WINDOW_OFF."""
     out = []
     for item in items:
         v = Variant(rid, item.pos, item.ref, item.alt, item.id)
-        problem = allele_problem(v.ref, v.alt)
+        problem = position_problem(v.pos) or allele_problem(v.ref, v.alt)
         if problem:
             v.status = problem
         elif v.pos > len(sequence):
@@ -134,29 +142,6 @@ def in_sequence(sequence: str, items, rid: str, length: int) -> list[Variant]:
             place_variant(v, sequence, v.pos - 1, length, rid)
         out.append(v)
     return out
-
-
-def locate(variants: list[Variant], fasta: str | os.PathLike, length: int, convention: str = "auto") -> None:
-    """Stream the reference FASTA and, for every variant in it, check ref and cut its windows (in
-    place: ref_window/alt_window, or status saying what was wrong)."""
-    by_chrom: dict[str, list[Variant]] = {}
-    for v in variants:
-        if v.status == "ok":
-            by_chrom.setdefault(v.chrom, []).append(v)
-    found: set[int] = set()
-    for rec in read_fasta(fasta):
-        region = parse_region(rec.id, len(rec.sequence), convention)
-        candidates = by_chrom.get(rec.id, []) + (by_chrom.get(region.chrom, []) if region.chrom != rec.id else [])
-        for v in candidates:
-            offset = 0 if v.chrom == rec.id else region.offset
-            p0 = v.pos - 1 - offset
-            if id(v) in found or not (0 <= p0 < len(rec.sequence)):
-                continue
-            found.add(id(v))
-            place_variant(v, rec.sequence, p0, length, rec.id)
-    for v in variants:
-        if v.status == "ok" and id(v) not in found:
-            v.status = f"{v.chrom}:{v.pos} is not inside any sequence of {Path(str(fasta)).name}"
 
 
 def variant_effects(predictor, variants: list[Variant], rc: bool = False) -> dict[str, np.ndarray]:
@@ -201,22 +186,11 @@ def effect_rows(variants: list[Variant], eff: dict[str, np.ndarray]) -> list[dic
     return rows
 
 
-def write_effects(fh: IO[str], rows: list[dict[str, Any]]) -> None:
-    """TSV (HEADER) of effect_rows in the variants file's order; NA and the reason in `status` for unscored ones."""
-    fh.write(HEADER + format_effects(rows))
-
-
 def format_effects(rows: list[dict[str, Any]]) -> str:
-    """TSV lines (no header) of effect_rows, as write_effects writes them: for output written chunk by chunk."""
+    """TSV lines (no header: HEADER) of effect_rows, NA and the reason in `status` for unscored ones; for output
+    written chunk by chunk."""
     lines = []
     for r in rows:
         nums = [f"{r[k]:.7g}" if k in r else "NA" for k in EFFECT_FIELDS]
         lines.append("\t".join([r["id"], r["chrom"], str(r["pos"]), r["ref"], r["alt"], *nums, r["status"]]) + "\n")
     return "".join(lines)
-
-
-def summarise(variants: Iterable[Variant]) -> tuple[int, list[Variant]]:
-    """(number scored, the variants that were not)."""
-    vs = list(variants)
-    bad = [v for v in vs if v.status != "ok"]
-    return len(vs) - len(bad), bad

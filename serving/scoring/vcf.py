@@ -1,29 +1,29 @@
-"""Variants from VCF/BCF (cyvcf2) or a TSV scored on an indexed genome in chunks, one row per ALT allele, and the
-annotated VCF: the input's records with INFO fields for ref/alt probability and delta logit, declared in the header.
+"""Variants from VCF or BCF, one Variant per ALT allele, in chunks, placed on an indexed genome and scored chunk by
+chunk: score_variant_chunk is the unit of work the engines run (Variants + a predictor + a genome -> effect rows,
+as serving.scoring.variants.effect_rows); memory holds one chunk of records and windows at a time.
 
-score_variant_chunk is the unit of work (Variants + a predictor + a genome -> effect rows, as
-serving.scoring.variants.effect_rows); memory holds one chunk of records and windows at a time, whatever the file.
-Symbolic alleles (<DEL>), '*', breakends and missing ALTs keep their row with a status saying why they were not scored.
+A text VCF (plain, gzip or bgzip) is read line by line here, so every message names its line in the file; a BCF
+(bgzip'd binary, indexed or not) through cyvcf2, so messages name its record number. Symbolic alleles (<DEL>), '*',
+breakends and missing ALTs keep their row with a status saying why they were not scored. A malformed record (POS
+not a number, too few columns) raises VariantFileError naming its line, after the records before it.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from serving.dna import SequenceError, codes_to_onehot, genome_codes
+from serving.fasta import open_bytes, open_text
 from serving.genome import Genome
-from serving.scoring.variants import Variant, allele_problem, effect_rows, place_variant
+from serving.scoring.variants import (Variant, VariantFileError, allele_problem, effect_rows, place_variant,
+                                      position_problem, window_off, window_span)
 
 CHUNK = 4096  # VCF records read, cut and scored at a time
-INFO_FIELDS = (  # (ID, Number, Description) of the INFO fields the annotated VCF adds
-    ("BINDCNN_REF_PROB", "1", "bindcnn probability of the reference window (model length, centred on the variant)"),
-    ("BINDCNN_ALT_PROB", "A", "bindcnn probability of the window with each ALT allele ('.' where not scored)"),
-    ("BINDCNN_DELTA_LOGIT", "A", "bindcnn logit change alt - ref for each ALT allele ('.' where not scored)"),
-)
+VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
 
 
 def alt_status(ref: str, alt: str) -> str:
@@ -48,9 +48,29 @@ class VcfRecord:
     text: str = ""
 
 
+def is_bcf(path: str | os.PathLike) -> bool:
+    """True for a BCF (its decompressed bytes start with 'BCF'), whatever its name."""
+    try:
+        with open_bytes(path) as fh:
+            return fh.read(3) == b"BCF"
+    except (OSError, EOFError, ValueError):
+        return False
+
+
+def is_vcf(path: str | os.PathLike) -> bool:
+    """True for a VCF or BCF (by its name, or its first line), False for a TSV of variants."""
+    if str(path).lower().endswith(VCF_SUFFIXES) or is_bcf(path):
+        return True
+    try:
+        with open_text(path) as fh:
+            return fh.readline().startswith(("##fileformat=VCF", "#CHROM"))
+    except (OSError, EOFError, UnicodeDecodeError, ValueError):
+        return False
+
+
 def count_records(path: str | os.PathLike) -> int | None:
-    """Records in a VCF, for a progress bar's total: from its index (.tbi/.csi) when there is one, else one
-    quick pass over a text VCF (plain or gzip); None for an unindexed BCF."""
+    """Records in a VCF (or data lines of a TSV), for a progress bar's total: from its index (.tbi/.csi) when
+    there is one, else one quick pass over the text (plain or gzip); None for an unindexed BCF."""
     p = str(path)
     if any(Path(p + ext).exists() for ext in (".tbi", ".csi")):
         from cyvcf2 import VCF
@@ -59,59 +79,132 @@ def count_records(path: str | os.PathLike) -> int | None:
             return int(VCF(p).num_records)
         except Exception:  # an index cyvcf2 cannot use: count another way
             pass
-    with open(p, "rb") as fh:
-        if fh.read(3) == b"BCF":
-            return None
-    from serving.fasta import open_text
-
-    with open_text(p) as fh:
-        return sum(1 for line in fh if line[:1] not in ("#", "\n", ""))
-
-
-def open_vcf(path: str | os.PathLike, annotate: bool = False):
-    """A cyvcf2 reader; with annotate=True the INFO_FIELDS are declared in its header."""
-    from cyvcf2 import VCF
-
+    if is_bcf(p):
+        return None
     try:
-        vcf = VCF(str(path))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable VCF/BCF ({exc})") from None
-    if annotate:
-        for fid, number, desc in INFO_FIELDS:
-            vcf.add_info_to_header({"ID": fid, "Number": number, "Type": "Float", "Description": desc})
-    return vcf
+        with open_text(p) as fh:
+            return sum(1 for line in fh if line.strip() and not line.startswith("#"))
+    except UnicodeDecodeError:
+        return None
 
 
-def vcf_chunks(vcf, chunk: int = CHUNK, pass_only: bool = False, keep_text: bool = False,
-               skipped: list[int] | None = None) -> Iterator[list[VcfRecord]]:
-    """Chunks of `chunk` VcfRecords from a cyvcf2 reader, in file order. pass_only: records whose FILTER is
-    not PASS/'.' are skipped (counted in skipped[0]). Variant.line is the record's line in a text VCF."""
-    header_lines = vcf.raw_header.count("\n") - (len(INFO_FIELDS) if keep_text else 0)
+def parse_record(line: str, lineno: int, path: str) -> tuple[VcfRecord, bool]:
+    """(the VcfRecord of one text VCF data line, whether its FILTER is PASS or '.'); VariantFileError naming the
+    line when it is not a VCF record."""
+    cols = line.split("\t")
+    if len(cols) < 5:
+        raise VariantFileError(f"{path}, line {lineno}: a VCF record has tab-separated CHROM, POS, ID, REF, ALT "
+                               f"(QUAL, FILTER, INFO, ...); this line has {len(cols)} column(s): {line[:80]!r}")
+    chrom, pos, vid, ref, alts = cols[0], cols[1], cols[2], cols[3], cols[4].split(",")
+    try:
+        ipos = int(pos)
+    except ValueError:
+        raise VariantFileError(f"{path}, line {lineno}: POS {pos!r} is not a number") from None
+    vid = "" if vid == "." else vid
+    variants = []
+    for alt in alts:
+        v = Variant(chrom, ipos, ref, alt, vid if len(alts) == 1 or not vid else f"{vid}:{alt}", lineno)
+        v.status = position_problem(ipos) or alt_status(ref, alt)
+        variants.append(v)
+    return VcfRecord(variants), (cols[6] if len(cols) > 6 else ".") in ("PASS", ".", "")
+
+
+class VcfInput:
+    """A VCF (text: plain, gzip or bgzip) or BCF to read. header: its header text (for the annotated copy);
+    unit: what Variant.line counts ("line", or "record" in a BCF); records() streams its VcfRecords."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path, self.bcf = str(path), is_bcf(path)
+        self.unit = "record" if self.bcf else "line"
+        if self.bcf:
+            self.header = self._cyvcf2().raw_header
+            return
+        lines = []
+        try:
+            with open_text(self.path) as fh:
+                for line in fh:
+                    if not line.startswith("#"):
+                        break
+                    lines.append(line if line.endswith("\n") else line + "\n")
+        except UnicodeDecodeError as exc:
+            raise VariantFileError(f"{path}: the header is not UTF-8 text ({exc.reason}); not a VCF?") from None
+        self.header = "".join(lines)
+
+    def _cyvcf2(self):
+        from cyvcf2 import VCF
+
+        try:
+            return VCF(self.path)
+        except (OSError, ValueError) as exc:
+            raise VariantFileError(f"{self.path}: not a readable BCF ({exc})") from None
+
+    def records(self, pass_only: bool = False, keep_text: bool = False, skipped: list[int] | None = None
+                ) -> Iterator[VcfRecord]:
+        """Every record, in file order. pass_only: records whose FILTER is not PASS/'.' are skipped (counted in
+        skipped[0]); keep_text: each record keeps its line for the annotated copy."""
+        for rec, passed in (self._bcf_records(keep_text) if self.bcf else self._text_records(keep_text)):
+            if pass_only and not passed:
+                if skipped is not None:
+                    skipped[0] += 1
+                continue
+            yield rec
+
+    def _text_records(self, keep_text: bool) -> Iterator[tuple[VcfRecord, bool]]:
+        lineno = 0
+        with open_text(self.path) as fh:
+            try:
+                for lineno, line in enumerate(fh, start=1):
+                    if line.startswith("#") or not line.strip():
+                        continue
+                    rec, passed = parse_record(line.rstrip("\r\n"), lineno, self.path)
+                    if keep_text:
+                        rec.text = line.rstrip("\r\n") + "\n"
+                    yield rec, passed
+            except UnicodeDecodeError as exc:
+                raise VariantFileError(f"{self.path}, after line {lineno}: bytes that are not UTF-8 text "
+                                       f"({exc.reason}); is it a BCF or another binary file?") from None
+
+    def _bcf_records(self, keep_text: bool) -> Iterator[tuple[VcfRecord, bool]]:
+        it, k = iter(self._cyvcf2()), 0
+        while True:
+            try:
+                rec = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:  # cyvcf2 raises a bare Exception ("error parsing variant ...")
+                raise VariantFileError(f"{self.path}, record {k + 1}: cannot be read ({exc})") from None
+            k += 1
+            vid, alts = rec.ID or "", rec.ALT or ["."]
+            variants = []
+            for alt in alts:
+                v = Variant(rec.CHROM, rec.POS, rec.REF, alt, vid if len(alts) == 1 or not vid else f"{vid}:{alt}", k)
+                v.status = alt_status(rec.REF, alt)
+                variants.append(v)
+            yield VcfRecord(variants, str(rec) if keep_text else ""), rec.FILTER is None
+
+
+def chunked(records: Iterable[VcfRecord], size: int = CHUNK) -> Iterator[list[VcfRecord]]:
+    """Lists of `size` records in order. When reading fails part-way (VariantFileError), the records read before
+    the failure come first, so their rows are written, then the error."""
     batch: list[VcfRecord] = []
-    for k, rec in enumerate(vcf, start=1):
-        if pass_only and rec.FILTER is not None:
-            if skipped is not None:
-                skipped[0] += 1
-            continue
-        vid = rec.ID or ""
-        alts = rec.ALT or ["."]
-        vs = []
-        for alt in alts:
-            v = Variant(rec.CHROM, rec.POS, rec.REF, alt, vid if len(alts) == 1 or not vid else f"{vid}:{alt}",
-                        header_lines + k)
-            v.status = alt_status(rec.REF, alt)
-            vs.append(v)
-        batch.append(VcfRecord(vs, str(rec) if keep_text else ""))
-        if len(batch) == chunk:
+    try:
+        for rec in records:
+            batch.append(rec)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    except VariantFileError as exc:
+        if batch:
             yield batch
-            batch = []
+        raise exc
     if batch:
         yield batch
 
 
 def place_in_genome(v: Variant, genome: Genome, length: int) -> None:
-    """Check v.ref against the genome and cut v's ref/alt windows (serving.scoring.variants.place_variant on the
-    stretch the window needs, read by interval), or set v.status (unknown chromosome, past its end, mismatch)."""
+    """Check v.ref against the genome and cut v's centred ref/alt windows (serving.scoring.variants.place_variant
+    on the stretch the windows need, read by interval), or set v.status: unknown chromosome, position outside it,
+    ref mismatch, or window_off_chromosome (the centred window is not all inside what the genome holds)."""
     chrom = genome.resolve(v.chrom)
     if chrom is None:
         v.status = genome.unknown(v.chrom)
@@ -120,9 +213,21 @@ def place_in_genome(v: Variant, genome: Genome, length: int) -> None:
     if not 0 <= p0 < size:
         v.status = f"position {v.pos:,} is outside {chrom} (1-{size:,})"
         return
-    start = min(max(p0 - length // 2, 0), max(size - length, 0))
-    stretch = genome.fetch(chrom, start, min(size, start + length + len(v.ref)))
-    place_variant(v, stretch, p0 - start, length, chrom)
+    why = genome.missing(chrom, p0, p0 + 1)
+    if why:
+        v.status = f"position {v.pos:,} is not in the genome file: {why}"
+        return
+    start, end = window_span(p0, v.ref, v.alt, length)
+    off = genome.missing(chrom, start, end)
+    if off is None:
+        place_variant(v, genome.fetch(chrom, start, end), p0 - start, length, chrom)
+        return
+    ref_end = min(p0 + len(v.ref), size)
+    have = genome.fetch(chrom, p0, ref_end) if genome.missing(chrom, p0, ref_end) is None else ""
+    if have.upper() != v.ref.upper():  # a wrong reference is the first thing to say
+        place_variant(v, have, 0, length, chrom)
+    else:
+        v.status = window_off(length, off)
 
 
 def score_variant_chunk(predictor, genome: Genome, variants: list[Variant], rc: bool = False
@@ -168,53 +273,3 @@ def window_codes(variants: list[Variant], length: int, alphabet: str, genome: Ge
         except SequenceError as exc:
             v.status, good[j] = str(exc), False
     return codes, good
-
-
-def _num(x: Any) -> str:
-    return "." if x is None else f"{x:.6g}"
-
-
-def annotated_line(text: str, rows: list[dict[str, Any]]) -> str:
-    """A VCF record line with the INFO_FIELDS added from its rows (one per ALT, in order); unchanged when no
-    ALT was scored."""
-    scored = [r for r in rows if "alt_probability" in r]
-    if not scored:
-        return text if text.endswith("\n") else text + "\n"
-    cols = text.rstrip("\n").split("\t")
-    info = [f"BINDCNN_REF_PROB={_num(scored[0]['ref_probability'])}",
-            "BINDCNN_ALT_PROB=" + ",".join(_num(r.get("alt_probability")) for r in rows),
-            "BINDCNN_DELTA_LOGIT=" + ",".join(_num(r.get("delta_logit")) for r in rows)]
-    cols[7] = ";".join(info) if cols[7] in ("", ".") else cols[7] + ";" + ";".join(info)
-    return "\t".join(cols) + "\n"
-
-
-class VcfOut:
-    """The annotated VCF: the reader's header (with the INFO_FIELDS) and record lines; bgzip when the name ends in
-    .gz or .bgz (Biopython's BGZF writer, so tabix/bcftools/IGV can index it), else plain text."""
-
-    def __init__(self, path: str | os.PathLike, vcf):
-        self.path = str(path)
-        if self.path.lower().endswith(".bcf"):
-            raise ValueError(f"{path}: write the annotated VCF as .vcf or .vcf.gz (bcftools view -Ob makes BCF)")
-        if self.path.lower().endswith((".gz", ".bgz")):
-            try:
-                from Bio import bgzf
-            except ImportError:
-                raise ValueError("writing a bgzip VCF needs Biopython (pip install biopython); or name the "
-                                 "output .vcf") from None
-            self.fh: IO[bytes] = bgzf.BgzfWriter(self.path, "wb")  # type: ignore[assignment]
-        else:
-            self.fh = open(self.path, "wb")
-        self.fh.write(vcf.raw_header.encode())
-
-    def write(self, records: list[VcfRecord], rows: list[dict[str, Any]]) -> None:
-        """Write a chunk: records in order; rows are their variants' effect rows, flattened in the same order."""
-        out, i = [], 0
-        for rec in records:
-            n = len(rec.variants)
-            out.append(annotated_line(rec.text, rows[i : i + n]))
-            i += n
-        self.fh.write("".join(out).encode())
-
-    def close(self) -> None:
-        self.fh.close()

@@ -1,0 +1,100 @@
+"""The annotated VCF: the input's header and records, each record's INFO extended with the bindcnn fields (declared
+in the header) from its effect rows: probabilities and delta logit where scored, and a status code per ALT allele
+saying why one was not (e.g. window_off_chromosome), so the VCF is as honest as the TSV.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from serving.scoring.variants import WINDOW_OFF
+from serving.scoring.vcf import VcfRecord
+
+INFO_FIELDS = (  # (ID, Number, Type, Description) of the INFO fields the annotated VCF adds
+    ("BINDCNN_REF_PROB", "1", "Float",
+     "bindcnn probability of the reference window (model length, centred on the variant)"),
+    ("BINDCNN_ALT_PROB", "A", "Float", "bindcnn probability of the window with each ALT allele ('.' where not scored)"),
+    ("BINDCNN_DELTA_LOGIT", "A", "Float", "bindcnn logit change alt - ref for each ALT allele ('.' where not scored)"),
+    ("BINDCNN_STATUS", "A", "String", "bindcnn status of each ALT allele: ok, or why it was not scored "
+     "(window_off_chromosome, ref_mismatch, unknown_chromosome, outside_chromosome, unsupported_allele, "
+     "not_scored); the TSV's status column says more"),
+)
+PREFIX = "BINDCNN_"
+STATUS_CODES = (  # (how a status starts, its code in BINDCNN_STATUS)
+    ("ok", "ok"), (WINDOW_OFF, WINDOW_OFF), ("ref mismatch", "ref_mismatch"), ("chromosome ", "unknown_chromosome"),
+    ("position ", "outside_chromosome"), ("symbolic allele", "unsupported_allele"), ("breakend", "unsupported_allele"),
+    ("spanning deletion", "unsupported_allele"), ("no ALT allele", "unsupported_allele"),
+    ("unsupported allele", "unsupported_allele"))
+
+
+def status_code(status: str) -> str:
+    """A status as one word for the VCF's INFO (no spaces, commas or semicolons)."""
+    return next((code for start, code in STATUS_CODES if status.startswith(start)), "not_scored")
+
+
+def annotated_header(header: str) -> str:
+    """The input's header with the INFO_FIELDS declared just before #CHROM (earlier bindcnn declarations dropped,
+    so an annotated VCF can be annotated again)."""
+    lines = [ln for ln in header.splitlines(keepends=True) if not ln.startswith(f"##INFO=<ID={PREFIX}")]
+    lines = [ln if ln.endswith("\n") else ln + "\n" for ln in lines]
+    ours = [f'##INFO=<ID={fid},Number={number},Type={kind},Description="{desc}">\n'
+            for fid, number, kind, desc in INFO_FIELDS]
+    at = next((i for i, ln in enumerate(lines) if ln.startswith("#CHROM")), len(lines))
+    return "".join(lines[:at] + ours + lines[at:])
+
+
+def _num(x: Any) -> str:
+    return "." if x is None else f"{x:.6g}"
+
+
+def annotated_line(text: str, rows: list[dict[str, Any]]) -> str:
+    """A VCF record line with the INFO_FIELDS added from its rows (one per ALT, in order): BINDCNN_STATUS always,
+    the scores when at least one ALT was scored. Earlier bindcnn fields of the record are replaced."""
+    cols = text.rstrip("\r\n").split("\t")
+    cols += ["."] * (8 - len(cols))  # a record written without QUAL/FILTER/INFO
+    scored = [r for r in rows if "alt_probability" in r]
+    info = []
+    if scored:
+        info = [f"BINDCNN_REF_PROB={_num(scored[0]['ref_probability'])}",
+                "BINDCNN_ALT_PROB=" + ",".join(_num(r.get("alt_probability")) for r in rows),
+                "BINDCNN_DELTA_LOGIT=" + ",".join(_num(r.get("delta_logit")) for r in rows)]
+    info.append("BINDCNN_STATUS=" + ",".join(status_code(r["status"]) for r in rows))
+    kept = [kv for kv in cols[7].split(";") if kv not in ("", ".") and not kv.startswith(PREFIX)]
+    cols[7] = ";".join(kept + info)
+    return "\t".join(cols) + "\n"
+
+
+class VcfOut:
+    """The annotated VCF: the input's header (with the INFO_FIELDS) and record lines; bgzip when the name ends in
+    .gz or .bgz (Biopython's BGZF writer, so tabix/bcftools/IGV can index it), else plain text. Refuses to write
+    over its input (source)."""
+
+    def __init__(self, path: str | os.PathLike, header: str, source: str | os.PathLike | None = None):
+        self.path = str(path)
+        if self.path.lower().endswith(".bcf"):
+            raise ValueError(f"{path}: write the annotated VCF as .vcf or .vcf.gz (bcftools view -Ob makes BCF)")
+        if source is not None and Path(path).resolve() == Path(source).resolve():
+            raise ValueError(f"{path}: the annotated VCF would overwrite its input; give it another name")
+        if self.path.lower().endswith((".gz", ".bgz")):
+            try:
+                from Bio import bgzf
+            except ImportError:
+                raise ValueError("writing a bgzip VCF needs Biopython (pip install biopython); or name the "
+                                 "output .vcf") from None
+            self.fh: IO[bytes] = bgzf.BgzfWriter(self.path, "wb")  # type: ignore[assignment]
+        else:
+            self.fh = open(self.path, "wb")
+        self.fh.write(annotated_header(header).encode())
+
+    def write(self, records: list[VcfRecord], rows: list[dict[str, Any]]) -> None:
+        """Write a chunk: records in order; rows are their variants' effect rows, flattened in the same order."""
+        out, i = [], 0
+        for rec in records:
+            n = len(rec.variants)
+            out.append(annotated_line(rec.text, rows[i : i + n]))
+            i += n
+        self.fh.write("".join(out).encode())
+
+    def close(self) -> None:
+        self.fh.close()
