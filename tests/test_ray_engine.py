@@ -177,3 +177,72 @@ def test_actor_pool_follows_the_cluster(monkeypatch, nodes, device, threads, wan
     monkeypatch.setattr(engine, "_nodes", lambda: nodes)
     assert engine.pool(100) == want
     assert engine.pool(1)["size"] == 1  # never more actors than work items
+
+
+def test_a_malformed_vcf_line_stops_both_engines_after_the_same_rows(genome_path, seqs, toy, tmp_path, capsys):
+    c1 = seqs["chr1"]
+    alt = {"A": "C", "C": "G", "G": "T", "T": "A"}
+    good = [f"chr1\t{p}\tv{p}\t{c1[p - 1]}\t{alt[c1[p - 1]]}\t.\tPASS\t." for p in range(101, 2000, 97)]
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("\n".join(["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"] + good
+                             + ["chr1\tnot_a_number\tbroken\tA\tC\t.\tPASS\t."] + good) + "\n")
+    argv = ["variants", "--genome", str(genome_path), "--vcf", str(vcf), "--chunk", "3", "-q"]
+    runs = both(argv, {"-o": "effects.tsv"}, tmp_path, capsys)  # WAVE 4: the error comes mid-wave
+    (lc, local, lerr), (rc, ray, rerr) = runs["local"], runs["ray"]
+    assert lc == rc == EXIT_USAGE
+    line = 3 + len(good)
+    assert f"line {line}: POS 'not_a_number' is not a number" in lerr and lerr.splitlines()[-1] == rerr.splitlines()[-1]
+    assert (ray / "effects.tsv").read_bytes() == (local / "effects.tsv").read_bytes()
+    assert len((local / "effects.tsv").read_text().splitlines()) == 1 + len(good)
+
+
+# ------------------------------------------------------------------ a wrong --ray-address fails fast, exit 2
+def _refused_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+@pytest.fixture
+def http_server():
+    """A plain HTTP server on loopback: it answers, but it is not Ray."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["refused", "http", "env", "garbage"])
+def test_a_wrong_ray_address_fails_within_seconds_naming_it(kind, http_server, tmp_path, monkeypatch, capsys):
+    import time
+
+    genome = write_genome(tmp_path, {"chr1": "ACGT" * 10})[0]
+    address = {"refused": f"127.0.0.1:{_refused_port()}", "http": http_server, "env": f"ray://127.0.0.1:"
+               f"{_refused_port()}", "garbage": "head-node"}[kind]
+    argv = ["scan", "--genome", str(genome), "--engine", "ray", "--model", str(tmp_path / "none")]
+    if kind == "env":
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    else:
+        argv += ["--ray-address", address]
+    t0 = time.perf_counter()
+    assert main(argv) == EXIT_USAGE
+    assert time.perf_counter() - t0 < 30
+    err = capsys.readouterr().err
+    assert address in err and "Traceback" not in err
+    assert {"refused": "cannot connect", "http": "not as a Ray cluster", "env": "cannot connect",
+            "garbage": "not an address"}[kind] in err
+
+
+def test_the_address_of_a_real_ray_passes_the_check(ray_local):
+    address = ray_local.get_runtime_context().gcs_address
+    distributed.check_address(address)  # a Ray head's GCS answers the gRPC health check
+    distributed.check_address("auto")  # Ray's own to resolve

@@ -18,6 +18,8 @@ import numpy as np
 
 INSTALL = "pip install 'bindcnn[distributed]'"
 WAVE = 512  # work items per Ray Data pipeline: bounds the driver's memory (an actor pool starts per wave)
+PROBE_S = 5.0  # seconds for each step of the address check (TCP connect, then a gRPC call): ~10 s at worst
+GRPC_HEALTH = "/grpc.health.v1.Health/Check"  # the standard gRPC health method (Ray's GCS serves it)
 
 
 def require_ray():
@@ -39,6 +41,43 @@ def check_args(args) -> None:
     if getattr(args, "url", None):
         raise ValueError("--engine ray loads the model in its Ray actors (--model); it does not call a service "
                          "(--url)")
+    check_address(getattr(args, "ray_address", None) or os.environ.get("RAY_ADDRESS"))
+
+
+def check_address(address: str | None) -> None:
+    """Refuse, within ~2 x PROBE_S, an address where no Ray cluster answers (ValueError naming it: exit 2), instead
+    of waiting on ray.init, which retries a wrong address for minutes: a TCP connection first, then one call of the
+    standard gRPC health method (a Ray head's GCS, and a Ray Client server, speak gRPC; an HTTP or other TCP server
+    does not). None, 'auto' and 'local' are Ray's to resolve (it fails fast when there is nothing)."""
+    if not address or address in ("auto", "local"):
+        return
+    hint = "the head's address is host:6379 (`ray start --head` prints it), 'auto', or ray://host:10001"
+    hostport = address.split("://", 1)[-1].split("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"--ray-address {address!r} is not an address: {hint}")
+    import socket
+
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_S):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ValueError(f"no Ray cluster at {address}: cannot connect ({why}); is `ray start --head` running "
+                         f"there? ({hint})") from None
+    try:
+        import grpc
+    except ImportError:  # Ray brings grpcio; without it, leave the rest to ray.init
+        return
+    channel = grpc.insecure_channel(hostport)
+    try:
+        channel.unary_unary(GRPC_HEALTH)(b"", timeout=PROBE_S)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNIMPLEMENTED:  # UNIMPLEMENTED: a gRPC server without the method
+            raise ValueError(f"{address} answers, but not as a Ray cluster (no gRPC there: {exc.code().name}); "
+                             f"is this the Ray head's GCS port? ({hint})") from None
+    finally:
+        channel.close()
 
 
 def predictor_factory(args) -> Callable[[], Any]:
@@ -50,12 +89,14 @@ def predictor_factory(args) -> Callable[[], Any]:
 
 
 def connect(address: str | None = None) -> bool:
-    """Join the Ray cluster at `address` (else $RAY_ADDRESS), or start a local Ray on this machine's cores; nothing
-    when Ray is already up in this process. True when this call started or joined it (the caller shuts it down)."""
+    """Join the Ray cluster at `address` (else $RAY_ADDRESS; checked first, check_address), or start a local Ray on
+    this machine's cores; nothing when Ray is already up in this process. True when this call started or joined it
+    (the caller shuts it down)."""
     ray = require_ray()
+    address = address or os.environ.get("RAY_ADDRESS")
+    check_address(address)
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
     kw: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True)
     try:
         if address:
@@ -63,8 +104,8 @@ def connect(address: str | None = None) -> bool:
         else:
             ray.init(num_cpus=os.cpu_count(), **kw)
     except ConnectionError as exc:
-        raise RuntimeError(f"cannot join the Ray cluster at {address}: {exc} (is `ray start --head` running "
-                           "there? the address is host:6379, 'auto' or ray://host:10001)") from None
+        raise ValueError(f"cannot join the Ray cluster at {address}: {exc} (is `ray start --head` running "
+                         "there? the address is host:6379, 'auto' or ray://host:10001)") from None
     return True
 
 
@@ -100,13 +141,14 @@ class UnitWorker:
     """One Ray actor: its predictor loaded and its genome opened once; each call runs the unit on a batch of
     pickled work items and returns {index: (n,) int64, result: (n,) pickled (result or Failure, ambiguity codes)}."""
 
-    def __init__(self, make_predictor: Callable[[], Any], genome_path: str, unit: str, params: dict[str, Any]):
+    def __init__(self, make_predictor: Callable[[], Any], genome_path: str, unit: str, params: dict[str, Any],
+                 coords: str = "auto"):
         from serving.genome import Genome
 
         self.fn, self.params, self.failed = _units()[unit], params, None  # failed: Exception | None
         try:
             self.predictor = make_predictor()
-            self.genome = Genome(genome_path, quiet=True, alphabet=self.predictor.alphabet)
+            self.genome = Genome(genome_path, quiet=True, alphabet=self.predictor.alphabet, coords=coords)
         except Exception as exc:  # reported for every item: the node lacks the model or the genome
             import socket
 
@@ -177,7 +219,7 @@ class RayEngine:
             UnitWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=pool["size"]),
             num_cpus=pool["num_cpus"], num_gpus=pool["num_gpus"],
             fn_constructor_kwargs={"make_predictor": self.make_predictor, "genome_path": str(self.genome.path),
-                                   "unit": unit, "params": params})
+                                   "unit": unit, "params": params, "coords": self.genome.coords})
         waiting: dict[int, bytes] = {}
         nxt = 0
         try:
@@ -201,7 +243,13 @@ class RayEngine:
         a time: the items stay here, only work(item) travels to the actors."""
         it = iter(items)
         while True:
-            wave = [item for _, item in zip(range(WAVE), it)]
+            wave: list[Any] = []
+            try:
+                wave.extend(item for _, item in zip(range(WAVE), it))
+            except ValueError as exc:  # the input failed part-way (a malformed line): finish what came before it
+                if wave:
+                    yield from zip(wave, self._run(unit, [work(item) for item in wave], params))
+                raise exc
             if not wave:
                 return
             yield from zip(wave, self._run(unit, [work(item) for item in wave], params))
