@@ -134,20 +134,24 @@ def add_commands(sub) -> None:
     p.set_defaults(handler=_handler("serving.cli.scoring", "cmd_scan"), resume=False)
 
     v = sub.add_parser("variants", help="effect of each variant (alt - ref) on the window centred on it",
-                       description="For each variant (TSV `chrom pos ref alt [id]`, 1-based pos; or VCF), cut the "
-                       "model-length window centred on it from the reference FASTA, check `ref` against the "
-                       "sequence, and report ref/alt probability and logit and their alt - ref deltas. Variants "
-                       "that cannot be scored (ref mismatch, outside every sequence) get NA and a status. Genome "
-                       "scale: --genome G.fa --vcf V.vcf.gz [--vcf-out annotated.vcf.gz] reads the indexed genome "
-                       "by interval and the VCF in chunks.",
+                       description="For each variant (TSV `chrom pos ref alt [id]`, 1-based pos; VCF; or BCF), cut "
+                       "the model-length window centred on it from the reference (an indexed FASTA read by interval: "
+                       "--genome or --fasta, the same), check `ref` against it, and report ref/alt probability and "
+                       "logit and their alt - ref deltas. Variants that cannot be scored get NA and a status: ref "
+                       "mismatch, unknown chromosome, or window_off_chromosome (the centred window does not fit inside "
+                       "the chromosome; windows are never shifted). Records named chrom:start-end are that piece of "
+                       "chrom (--coords). --vcf-out writes an annotated VCF; input is read in chunks, memory bounded.",
                        epilog=EPILOG)
-    v.add_argument("--fasta", help="reference FASTA(.gz), read whole: records named chrom or chrom:start-end")
-    v.add_argument("--variants", help="TSV (chrom pos ref alt [id]) or VCF(.gz), with --fasta or --genome")
+    v.add_argument("--fasta", help="reference FASTA, plain or bgzip: the same as --genome (read by interval; its .fai "
+                   "is built beside it on first use); records named chrom or chrom:start-end")
+    v.add_argument("--variants", help="TSV (chrom pos ref alt [id]), or a VCF/BCF (read as --vcf)")
     g = v.add_argument_group("genome scale (instead of --fasta): streamed in chunks, memory bounded")
     g.add_argument("--genome", help="indexed genome FASTA, plain or bgzip (.fai/.gzi built when missing)")
-    g.add_argument("--vcf", help="VCF, VCF.gz or BCF (cyvcf2): one row per ALT allele; symbolic alleles, '*' and "
-                   "breakends keep their row with a status")
-    g.add_argument("--vcf-out", help="annotated copy of --vcf (.vcf or bgzip .vcf.gz) with INFO BINDCNN_REF_PROB, "
+    g.add_argument("--vcf", help="VCF (plain, gzip or bgzip; messages name its lines) or BCF (indexed or not; "
+                   "messages name its records): one row per ALT allele; symbolic alleles, '*' and breakends keep "
+                   "their row with a status")
+    g.add_argument("--vcf-out", help="annotated copy of the VCF (.vcf or bgzip .vcf.gz) with INFO BINDCNN_STATUS, "
+                   "BINDCNN_REF_PROB, "
                    "BINDCNN_ALT_PROB and BINDCNN_DELTA_LOGIT")
     g.add_argument("--pass-only", action="store_true",
                    help="score only records whose FILTER is PASS or '.'; the others are left out (and counted)")
