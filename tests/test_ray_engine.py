@@ -221,13 +221,13 @@ def http_server():
     server.shutdown()
 
 
-@pytest.mark.parametrize("kind", ["refused", "http", "env", "garbage"])
+@pytest.mark.parametrize("kind", ["refused", "http", "ray_http", "env", "garbage"])
 def test_a_wrong_ray_address_fails_within_seconds_naming_it(kind, http_server, tmp_path, monkeypatch, capsys):
     import time
 
     genome = write_genome(tmp_path, {"chr1": "ACGT" * 10})[0]
-    address = {"refused": f"127.0.0.1:{_refused_port()}", "http": http_server, "env": f"ray://127.0.0.1:"
-               f"{_refused_port()}", "garbage": "head-node"}[kind]
+    address = {"refused": f"127.0.0.1:{_refused_port()}", "http": http_server, "ray_http": f"ray://{http_server}",
+               "env": f"ray://127.0.0.1:{_refused_port()}", "garbage": "head-node"}[kind]
     argv = ["scan", "--genome", str(genome), "--engine", "ray", "--model", str(tmp_path / "none")]
     if kind == "env":
         monkeypatch.setenv("RAY_ADDRESS", address)
@@ -238,8 +238,8 @@ def test_a_wrong_ray_address_fails_within_seconds_naming_it(kind, http_server, t
     assert time.perf_counter() - t0 < 30
     err = capsys.readouterr().err
     assert address in err and "Traceback" not in err
-    assert {"refused": "cannot connect", "http": "not as a Ray cluster", "env": "cannot connect",
-            "garbage": "not an address"}[kind] in err
+    assert {"refused": "cannot connect", "http": "not as a Ray cluster", "ray_http": "not as a Ray cluster",
+            "env": "cannot connect", "garbage": "not an address"}[kind] in err
 
 
 def test_the_address_of_a_real_ray_passes_the_check(ray_local):

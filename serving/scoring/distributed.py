@@ -45,10 +45,9 @@ def check_args(args) -> None:
 
 
 def check_address(address: str | None) -> None:
-    """Refuse, within ~2 x PROBE_S, an address where no Ray cluster answers (ValueError naming it: exit 2), instead
-    of waiting on ray.init, which retries a wrong address for minutes: a TCP connection first, then one call of the
-    standard gRPC health method (a Ray head's GCS, and a Ray Client server, speak gRPC; an HTTP or other TCP server
-    does not). None, 'auto' and 'local' are Ray's to resolve (it fails fast when there is nothing)."""
+    """Refuse within ~2 x PROBE_S an address where no Ray answers (ValueError naming it: exit 2), not ray.init's
+    minutes of retries: a TCP connection, then the gRPC health method (a Ray GCS answers it; a Ray Client server is
+    gRPC). None, 'auto' and 'local' are Ray's to resolve (it fails fast when there is nothing)."""
     if not address or address in ("auto", "local"):
         return
     hint = "the head's address is host:6379 (`ray start --head` prints it), 'auto', or ray://host:10001"
@@ -59,8 +58,7 @@ def check_address(address: str | None) -> None:
     import socket
 
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_S):
-            pass
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_S).close()
     except OSError as exc:
         why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise ValueError(f"no Ray cluster at {address}: cannot connect ({why}); is `ray start --head` running "
@@ -73,9 +71,12 @@ def check_address(address: str | None) -> None:
     try:
         channel.unary_unary(GRPC_HEALTH)(b"", timeout=PROBE_S)
     except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.UNIMPLEMENTED:  # UNIMPLEMENTED: a gRPC server without the method
-            raise ValueError(f"{address} answers, but not as a Ray cluster (no gRPC there: {exc.code().name}); "
-                             f"is this the Ray head's GCS port? ({hint})") from None
+        # ray:// may answer UNIMPLEMENTED, as gRPC does, but not by an HTTP status (grpc reads a 404 so too)
+        details = (exc.details() or "")[:120]
+        client = address.startswith("ray://") and exc.code() == grpc.StatusCode.UNIMPLEMENTED
+        if not client or "http2 header with status" in details:
+            raise ValueError(f"{address} answers, but not as a Ray cluster ({exc.code().name}: {details}); is this "
+                             f"the Ray head's GCS port? ({hint})") from None
     finally:
         channel.close()
 
