@@ -246,3 +246,40 @@ def test_records_before_a_fasta_error_come_out_first(tmp_path):
         for batch in fasta_batches(fa, chunk=5):
             got.append(list(batch.ids))
     assert got == [[f"r{i}" for i in range(5)], ["r5", "r6"]]
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_rows_keep_input_order_and_a_bad_record_stops_after_the_rows_before(toy_predictor, tmp_path, device):
+    """score(): one batch after another, rows in input order; where the model runs elsewhere (a GPU, a service) the
+    next batch is read on another thread meanwhile, with the same rows, and an error reading it comes out after
+    the rows of the batches before it."""
+    import io
+    import threading
+
+    from serving.fasta import FastaError
+
+    toy_predictor.device = device
+    seqs = random_dna(700, toy_predictor.length, seed=3)
+    fa = tmp_path / "a.fa"
+    fa.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)) + ">\nACGT\n")  # then an empty header
+    readers = []
+
+    def batches():
+        for batch in inputs.fasta_batches(fa, chunk=256):
+            readers.append(threading.current_thread().name)
+            yield batch
+
+    out = io.StringIO()
+    with pytest.raises(FastaError, match="line 1401: empty header"):
+        sc.score(toy_predictor, batches(), out)
+    rows = [line.split("\t") for line in out.getvalue().splitlines()]
+    assert [r[0] for r in rows] == [f"s{i}" for i in range(700)] and toy_predictor.batches == [256, 256, 188]
+    np.testing.assert_allclose([float(r[1]) for r in rows], [s.count("C") / len(s) for s in seqs], atol=1e-6)
+    assert all(name.startswith("bindcnn-read-ahead") == (device == "cuda") for name in readers), readers
+
+
+def test_tsv_rows_write_numbers_as_percent_g_and_na():
+    prob = np.float32([0.25, np.nan, 1e-30, 0.123456789])
+    logit = np.float32([-1.0986123, 3.0, np.inf, 17.0])
+    assert sc.tsv_rows(["a", "b", "c", "chr1:1-201"], prob, logit) == (
+        "a\t0.25\t-1.098612\nb\tNA\t3\nc\t1e-30\tinf\nchr1:1-201\t0.1234568\t17\n")

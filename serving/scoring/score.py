@@ -7,20 +7,33 @@ file saying why, so a run is never stopped by one record, nothing is dropped sil
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
 from serving.dna import (SequenceError, ascii_codes, check_onehot, check_sequences, codes_to_onehot, encode,
                          length_reason, to_codes)
-from serving.predictor import Pending, PredictorLike
+from serving.predictor import PredictorLike
 from serving.scoring.inputs import Batch
-from serving.scoring.overlap import WriteBehind, WriteBetween, read_ahead
-from serving.scoring.tsv_text import tsv_rows
 
 HEADER = "id\tprobability\tlogit\n"
 LONGER_HINT = " (to score every window of a longer sequence: the scan command, or score --scan)"
+
+
+T = TypeVar("T")
+_END = object()
+
+
+def tsv_rows(ids: list[str], probability: np.ndarray, logit: np.ndarray) -> str:
+    """Rows `id<TAB>probability<TAB>logit<LF>`, numbers as '%.7g' writes them, NA for NaN. ids: N strings without
+    line breaks; probability, logit: (N,) float32."""
+    return "".join(f"{i}\t{p}\t{z}\n" for i, p, z in zip(ids, _g(probability), _g(logit)))
+
+
+def _g(values: np.ndarray) -> list[str]:
+    return ["NA" if v != v else "%.7g" % v for v in np.asarray(values, np.float32).tolist()]
 
 
 @dataclass
@@ -152,16 +165,13 @@ def _prepare(predictor: PredictorLike, batch: Batch, rc: bool) -> tuple[Batch, n
     return batch, ok, x, rejects, "onehot"
 
 
-def _scores(predictor: PredictorLike, ok: np.ndarray, payload: Any, how: str, rc: bool,
-            pending: Pending | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(probability (n,), logit (n,)) float32 of a prepared batch, NaN where rejected; pending: its codes already
-    started (Predictor.start_codes)."""
+def _scores(predictor: PredictorLike, ok: np.ndarray, payload: Any, how: str, rc: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(probability (n,), logit (n,)) float32 of a prepared batch, NaN where rejected."""
     prob = np.full(len(ok), np.nan, np.float32)
     logit = np.full(len(ok), np.nan, np.float32)
     if ok.any():
-        if pending is not None:
-            out = pending.result()
-        elif how == "codes":
+        if how == "codes":
             out = predictor.predict_codes(payload, reverse_complement_average=rc)  # type: ignore[attr-defined]
         elif how == "text":
             out = predictor.predict_sequences(payload)
@@ -171,85 +181,48 @@ def _scores(predictor: PredictorLike, ok: np.ndarray, payload: Any, how: str, rc
     return prob, logit
 
 
-def score_batches(predictor: PredictorLike, batches: Iterator[Batch], rc: bool = False, overlap: bool = False,
-                  meanwhile: Callable[[], None] | None = None
+def runs_elsewhere(predictor: PredictorLike) -> bool:
+    """True for a predictor whose model runs off this machine's CPU cores (a service, a GPU)."""
+    return bool(getattr(predictor, "remote", False)) or getattr(predictor, "device", "cpu") != "cpu"
+
+
+def score_batches(predictor: PredictorLike, batches: Iterable[Batch], rc: bool = False, read_ahead: bool = False
                   ) -> Iterator[tuple[Batch, np.ndarray, np.ndarray, list[Reject]]]:
-    """Score each Batch: yields (batch, probability (n,), logit (n,), rejects), NaN where rejected. FASTA
-    records go to a predictor as codes where it takes them (predict_codes). overlap: read and validate the next
-    batches on another thread while this one is scored (serving.scoring.overlap); without it, a predictor with
-    start_codes gets each batch before this thread reads the next one, then calls meanwhile() (see _handed_over)."""
+    """Score each Batch: yields (batch, probability (n,), logit (n,), rejects), NaN where rejected, in input order.
+    FASTA records go to a predictor as codes where it takes them (predict_codes). read_ahead: the next batch is
+    read and checked on another thread while the predictor works on this one (worth it only where the model runs
+    elsewhere: on the CPU it already fills the cores); an error reading it comes out after this batch."""
     prepared = (_prepare(predictor, batch, rc) for batch in batches)
-    if overlap:
-        prepared = read_ahead(prepared, depth=1)
-    elif hasattr(predictor, "start_codes"):
-        yield from _handed_over(predictor, prepared, rc, meanwhile)
-        return
-    for batch, ok, payload, rejects, how in prepared:
+    for batch, ok, payload, rejects, how in (_one_ahead(prepared) if read_ahead else prepared):
         yield batch, *_scores(predictor, ok, payload, how, rc), rejects
 
 
-def _handed_over(predictor: Any, prepared: Iterator[tuple], rc: bool, meanwhile: Callable[[], None] | None
-                 ) -> Iterator[tuple[Batch, np.ndarray, np.ndarray, list[Reject]]]:
-    """score_batches for an in-process predictor: a batch's codes start on the model's other threads; this thread
-    reads and validates the next batch and starts it too (queued behind, so those threads go on to it without
-    waiting), runs meanwhile() (score writes the rows done), then helps finish the first. Every core stays busy
-    without a third thread competing for them (read_ahead was no faster on 2 cores). An error reading the next
-    batch is raised after this batch's rows, where the serial loop raises it."""
-    def start(item: tuple | None) -> tuple | None:
-        if item is None:
-            return None
-        _, ok, payload, _, how = item
-        return item, (predictor.start_codes(payload, rc) if how == "codes" and ok.any() else None)
-
-    current = start(next(prepared, None))
-    while current is not None:
-        (batch, ok, payload, rejects, how), pending = current
-        error = None
-        try:
-            upcoming = start(next(prepared, None))
-        except Exception as exc:  # noqa: BLE001 - raised below, after this batch's rows
-            upcoming, error = None, exc
-        if meanwhile is not None:
-            meanwhile()
-        yield batch, *_scores(predictor, ok, payload, how, rc, pending), rejects
-        if error is not None:
-            raise error
-        current = upcoming
+def _one_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items` in order, the next one produced on a worker thread while the caller uses this one."""
+    with ThreadPoolExecutor(1, thread_name_prefix="bindcnn-read-ahead") as pool:
+        upcoming = pool.submit(next, items, _END)
+        while (item := upcoming.result()) is not _END:
+            upcoming = pool.submit(next, items, _END)
+            yield item
 
 
-def score(predictor: PredictorLike, batches: Iterator[Batch], out: IO[str], rejects_out=None,
+def score(predictor: PredictorLike, batches: Iterable[Batch], out: IO[str], rejects_out=None,
           rc: bool = False, progress=None, skipped: int = 0) -> Summary:
     """Score every Batch and write its rows to `out` (and its rejects to `rejects_out`, a
     serving.scoring.outputs.RejectsFile) as soon as the batch is done, in input order. Returns a Summary.
-    Writing (and, for a remote predictor, reading ahead) overlaps the model (serving.scoring.overlap); when this
+    Where the model runs elsewhere (a service, a GPU) the next batch is read meanwhile (score_batches). When this
     returns or raises, every row counted by `progress` is written and flushed."""
     summary = Summary(skipped=skipped)
     t0 = time.perf_counter()
-    # Reading ahead pays where the model runs elsewhere (a service, a GPU); on the CPU the model already uses every
-    # core, and a predictor that takes batches on its own threads (start_codes) leaves this thread the reading and
-    # the writing while it computes (score_batches).
-    elsewhere = getattr(predictor, "remote", False) or getattr(predictor, "device", "cpu") != "cpu"
-    handed_over = not elsewhere and hasattr(predictor, "start_codes")
-    writer = WriteBetween() if handed_over else WriteBehind()
-
-    def write(batch: Batch, prob: np.ndarray, logit: np.ndarray, rejects: list[Reject]) -> None:
+    for batch, prob, logit, rejects in score_batches(predictor, batches, rc, read_ahead=runs_elsewhere(predictor)):
         out.write(tsv_rows(batch.ids, prob, logit))
         out.flush()
         if rejects_out is not None and rejects:
             rejects_out.write(rejects)
         if progress is not None:
             progress.update(len(batch.ids))
-
-    try:
-        for batch, prob, logit, rejects in score_batches(predictor, batches, rc, overlap=elsewhere,
-                                                         meanwhile=writer.run_pending if handed_over else None):
-            writer.submit(write, batch, prob, logit, rejects)
-            summary.records += len(batch.ids)
-            summary.scored += len(batch.ids) - len(rejects)
-            summary.add_rejects(rejects)
-        writer.close()
-    except BaseException:
-        writer.close(quiet=True)
-        raise
+        summary.records += len(batch.ids)
+        summary.scored += len(batch.ids) - len(rejects)
+        summary.add_rejects(rejects)
     summary.seconds = time.perf_counter() - t0
     return summary
