@@ -1,7 +1,9 @@
-"""Streaming FASTA reading (plain or gzip) and writing.
+"""Streaming FASTA reading (plain or gzip) and writing: the project's one FASTA parser.
 
-Records come out block by block (a few MB of text parsed at once by serving/fasta_parse.py) or one at a time;
-memory is bounded by the block, never by the file; errors name the line.
+Text is parsed a block of ~1 MB at a time with numpy (line breaks, header lines, one compress that joins the sequence
+lines), not line by line in Python: reading and checking 200,000 records then runs ~17x the model's rate instead of
+~7x, and `score --local` took 1.1-1.3x as long with a line-by-line parser (issue 23, 2-core EPYC). Records come out
+block by block or one at a time; memory is bounded by the block, never by the file; errors name the line.
 """
 from __future__ import annotations
 
@@ -11,16 +13,188 @@ import os
 import zlib
 from typing import IO, Iterable, Iterator, NamedTuple
 
-from serving.fasta_parse import FastaBlock, FastaError, parse  # noqa: F401 (FastaError's home for importers)
+import numpy as np
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 1 << 20  # text parsed at a time: large enough for numpy to pay off, small enough for the caches
+_NEWLINE, _HEADER, _COMMENT = 10, ord(">"), ord(";")
+BLANKS = " \t\v\f"  # stripped from both ends of every line (and of a header after its '>'); kept inside sequences
+_IS_BLANK = np.zeros(256, bool)
+_IS_BLANK[[ord(c) for c in BLANKS]] = True
+
+
+class FastaError(ValueError):
+    """A malformed FASTA file. line: the 1-based line at fault (None when not one line); reason: the
+    problem alone; too_large: the decompressed size went past the reader's cap."""
+
+    def __init__(self, reason: str, line: int | None = None, too_large: bool = False):
+        self.reason, self.line, self.too_large = reason, line, too_large
+        super().__init__(f"line {line}: {reason}" if line is not None else reason)
 
 
 class Record(NamedTuple):  # a tuple: ~3x cheaper to make than a frozen dataclass, per record of a big file
     id: str  # the header up to the first whitespace
     sequence: str
     description: str = ""  # the rest of the header line
+
+
+class FastaBlock(NamedTuple):
+    """Consecutive records. headers: n header texts (after '>', stripped); lines: (n,) int64, 1-based header lines;
+    offsets: (n + 1,) int64, record i's sequence is data[offsets[i]:offsets[i + 1]]; data: (total,) uint8, the
+    sequences' characters (a non-ASCII character is one '?' byte, so lengths count characters); texts: the exact
+    sequence strings when data replaced a character, else None (strings then come from data)."""
+
+    headers: list[str]
+    lines: np.ndarray
+    offsets: np.ndarray
+    data: np.ndarray
+    texts: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def ids_and_descriptions(self) -> tuple[list[str], list[str]]:
+        """Record ids (the header up to the first space or tab) and the rest of each header."""
+        if not any(c in "".join(self.headers) for c in " \t"):
+            return self.headers, [""] * len(self.headers)
+        ids, descs = [], []
+        for header in self.headers:
+            rid, _, desc = header.partition(" ")
+            if "\t" in rid:
+                rid, _, more = rid.partition("\t")
+                desc = more + " " + desc
+            ids.append(rid)
+            descs.append(desc.strip())
+        return ids, descs
+
+    def sequences(self) -> list[str]:
+        if self.texts is not None:
+            return self.texts
+        text = self.data.tobytes().decode("ascii")
+        o = self.offsets.tolist()
+        return [text[a:b] for a, b in zip(o[:-1], o[1:])]
+
+    def take(self, start: int, stop: int) -> "FastaBlock":
+        """Records start..stop-1 as a block (views, no copy of the data)."""
+        off = self.offsets[start:stop + 1]
+        return FastaBlock(self.headers[start:stop], self.lines[start:stop], off - off[0],
+                          self.data[off[0]:off[-1]], None if self.texts is None else self.texts[start:stop])
+
+
+def _empty() -> FastaBlock:
+    return FastaBlock([], np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.uint8))
+
+
+def parse(buf: bytes, line0: int = 0, allow_empty: bool = False) -> tuple[FastaBlock, FastaError | None, int]:
+    """Parse whole lines of FASTA (LF line breaks only: read_blocks translates CRLF and CR). line0: lines before
+    buf. Returns the records complete before the first problem, that problem (None when there is none: text before
+    the first header, an empty header, a record without sequence (unless allow_empty), text that is not UTF-8) and
+    the number of line breaks in buf. Blank lines and ';' comment lines are skipped; BLANKS at either end of a line
+    are not part of it."""
+    lines = buf.count(b"\n")
+    if not buf.isascii():
+        try:
+            buf.decode("utf-8")
+        except UnicodeDecodeError as exc:  # the records before the bad line, then the error
+            bad_line = line0 + buf.count(b"\n", 0, exc.start) + 1
+            at = buf.rfind(b"\n", 0, exc.start) + 1
+            header = buf[at:exc.start].lstrip(BLANKS.encode()).startswith(b">")  # the record before it is whole
+            block, problem = _parse(buf[:at], line0, allow_empty, open_end=not header)
+            return block, problem or FastaError(f"the file is not UTF-8 text ({exc.reason})", bad_line), lines
+    return (*_parse(buf, line0, allow_empty), lines)
+
+
+def _parse(buf: bytes, line0: int, allow_empty: bool, open_end: bool = False
+           ) -> tuple[FastaBlock, FastaError | None]:
+    """parse() of UTF-8 text. open_end: the text stops inside its last record (before a bad line), which is then
+    neither checked for a sequence nor returned."""
+    if not buf:
+        return _empty(), None
+    a = np.frombuffer(buf, np.uint8)
+    nl = np.flatnonzero(a == _NEWLINE)
+    ends = nl if a[-1] == _NEWLINE else np.append(nl, len(a))
+    starts, ends = _strip(a, np.concatenate(([0], nl + 1))[:len(ends)], ends)
+    size = ends - starts
+    first = np.where(size > 0, a[np.minimum(starts, len(a) - 1)], 0)
+    is_head = first == _HEADER
+    is_seq = (size > 0) & ~is_head & (first != _COMMENT)
+    heads = np.flatnonzero(is_head)
+    if is_seq.any() and (not len(heads) or is_seq[:heads[0]].any()):
+        return _empty(), FastaError("sequence data before the first '>' header (is this FASTA?)",
+                                    line0 + int(np.flatnonzero(is_seq)[0]) + 1)
+    if not len(heads):
+        return _empty(), None
+    data = _joined(a, starts, ends, is_seq)
+    before = np.concatenate(([0], np.cumsum(np.where(is_seq, size, 0))))  # sequence bytes before each line
+    offsets = before[np.append(heads, len(size))].astype(np.int64)
+    headers = _headers(a, starts[heads] + 1, ends[heads])
+    lines = heads + line0 + 1
+    checked = len(headers) - open_end
+    empty_header = headers.index("") if "" in headers else len(headers)
+    no_sequence = np.flatnonzero(np.diff(offsets[:checked + 1]) == 0) if not allow_empty else []
+    first_empty = int(no_sequence[0]) if len(no_sequence) else len(headers)
+    n, problem = checked, None
+    if empty_header < len(headers) and empty_header <= first_empty:  # found on its own line, before its record ends
+        n, problem = empty_header, FastaError("empty header ('>' with no id)", int(lines[empty_header]))
+    elif first_empty < len(headers):
+        n = first_empty
+        problem = FastaError(f"record {_id(headers[n])!r} has no sequence", int(lines[n]))
+    texts = None
+    if len(data) and data.max() >= 0x80:  # UTF-8 in sequences (not DNA, rejected later): one '?' per character
+        o = offsets.tolist()
+        raw = data.tobytes()
+        texts = [raw[x:y].decode("utf-8") for x, y in zip(o[:-1], o[1:])]
+        lead = (data & 0xC0) != 0x80  # the first byte of each character
+        offsets = np.concatenate(([0], np.cumsum(lead)))[offsets]
+        data = np.where(data[lead] >= 0x80, np.uint8(ord("?")), data[lead])
+    block = FastaBlock(headers, lines, offsets, data, texts)
+    return (block.take(0, n) if n < len(headers) else block), problem
+
+
+def _strip(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Line bounds [starts, ends) moved past the BLANKS at either end (an all-blank line becomes empty)."""
+    nonempty = ends > starts
+    lead = nonempty & _IS_BLANK[a[np.minimum(starts, len(a) - 1)]]
+    trail = nonempty & _IS_BLANK[a[np.maximum(ends - 1, 0)]]
+    if not (lead.any() or trail.any()):
+        return starts, ends
+    blank = np.flatnonzero(_IS_BLANK[a])  # runs of blanks: a line's leading one starts at the line's start
+    cut = np.flatnonzero(np.diff(blank) != 1)
+    run_start, run_end = np.append(blank[:1], blank[cut + 1]), np.append(blank[cut], blank[-1:])
+    starts, ends = starts.copy(), ends.copy()
+    starts[lead] = run_end[np.searchsorted(run_start, starts[lead])] + 1
+    ends[trail] = run_start[np.searchsorted(run_end, ends[trail] - 1)]
+    return starts, np.maximum(ends, starts)
+
+
+def _joined(a: np.ndarray, starts: np.ndarray, ends: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """a[starts[i]:ends[i]] of the lines to keep, concatenated: one repeat of a mask and one compress."""
+    bounds = np.empty(2 * len(starts) + 2, np.int64)
+    bounds[0], bounds[-1] = 0, len(a)
+    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
+    inside = np.zeros(2 * len(starts) + 1, bool)
+    inside[1::2] = keep
+    return a[np.repeat(inside, np.diff(bounds))]
+
+
+def _headers(a: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[str]:
+    """Header texts a[start[i]:end[i]] (without leading BLANKS): one gather, one decode, one split."""
+    total = end - start + 1  # each text and a line break
+    cum = np.cumsum(total)
+    raw = a.take(np.arange(int(cum[-1])) + np.repeat(start - (cum - total), total), mode="clip")
+    raw[cum - 1] = _NEWLINE
+    headers = raw.tobytes().decode("utf-8").split("\n")[:-1]
+    if _IS_BLANK[raw].any():
+        headers = [h.lstrip(BLANKS) for h in headers]
+    return headers
+
+
+def _id(header: str) -> str:
+    return header.partition(" ")[0].partition("\t")[0]
 
 
 def _open_binary(source: str | os.PathLike | IO[bytes]) -> IO[bytes]:

@@ -10,7 +10,6 @@ from typing import IO, Any, Iterator
 import numpy as np
 
 from serving.fasta import FastaBlock, FastaError, read_blocks
-from serving.fasta_headers import Headers
 
 CHUNK = 16384  # records read, validated and scored at a time (each batch is one predictor call, which ends with
 # its threads waiting on the slowest: 200,000 records in calls of 4096 took ~8% longer than in one call on a 2-core
@@ -21,10 +20,10 @@ NOT_NPY = "not a readable .npy file (it does not start with the .npy magic bytes
 @dataclass
 class Batch:
     """Consecutive input records: first (0-based index of ids[0]), ids, and either sequences (strings),
-    block (FASTA records as parsed: serving.fasta_parse.FastaBlock) or onehot (n, L, 4) / (n, 4, L) as stored."""
+    block (FASTA records as parsed: serving.fasta.FastaBlock) or onehot (n, L, 4) / (n, 4, L) as stored."""
 
     first: int
-    ids: list[str] | Headers
+    ids: list[str]
     sequences: list[str] | None = None
     onehot: np.ndarray | None = None
     block: FastaBlock | None = None
@@ -80,8 +79,7 @@ def fasta_batches(source: str | os.PathLike | IO[bytes], chunk: int = CHUNK, ski
 
 def _batch(first: int, parts: list[FastaBlock]) -> Batch:
     block = parts[0] if len(parts) == 1 else FastaBlock(
-        Headers.concat([p.headers for p in parts]) if all(isinstance(p.headers, Headers) for p in parts)
-        else [h for p in parts for h in p.headers], np.concatenate([p.lines for p in parts]),
+        [h for p in parts for h in p.headers], np.concatenate([p.lines for p in parts]),
         np.concatenate([[0]] + [p.offsets[1:] + sum(len(q.data) for q in parts[:i]) for i, p in enumerate(parts)]),
         np.concatenate([p.data for p in parts]),
         None if all(p.texts is None for p in parts) else [s for p in parts for s in p.sequences()])
