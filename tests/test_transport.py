@@ -77,25 +77,6 @@ def test_raw_body_route_answers_like_the_multipart_form(http, predictor, seqs):
     assert http.post("/predict_codes", content=codes.tobytes(), headers=octet).status_code == 415
 
 
-def test_client_falls_back_to_multipart_where_the_raw_body_is_refused(server, predictor, seqs, monkeypatch):
-    from serving.client import HttpPredictor
-
-    from serving.http_connection import Answer
-
-    with HttpPredictor(server.url, batch_size=100, workers=1) as remote:
-        assert remote.direct is not None  # plain http:// without a proxy: the raw bodies go through http.client
-        sent = []
-
-        def no_fast_path(path, body, headers):  # as a service without serving/service/fastpath.py answers
-            sent.append(path)
-            return Answer(415, "application/json", b'{"error": "takes a multipart/form-data upload"}')
-
-        monkeypatch.setattr(remote.direct, "post", no_fast_path)
-        got = remote.predict_sequences(seqs)
-        assert remote.raw_codes is False and sent == ["/predict_codes?reverse_complement_average=false"]
-    np.testing.assert_allclose(got["logit"], predictor.predict_sequences(seqs)["logit"], atol=1e-5)
-
-
 def test_predict_codes_is_documented(http):
     doc = http.get("/docs.json").json()
     op = doc["paths"]["/predict_codes"]["post"]
@@ -107,26 +88,47 @@ def test_predict_codes_is_documented(http):
     assert [p["name"] for p in raw["parameters"] if p["in"] == "query"] == ["reverse_complement_average"]
 
 
-def test_http_predictor_sends_codes_and_matches_local(server, predictor, seqs, monkeypatch):
-    from serving.client import HttpPredictor
+def test_http_predictor_sends_codes_and_matches_local(server, predictor, seqs):
+    from serving.client import RAW_CODES, HttpPredictor
 
     sent = []
     with HttpPredictor(server.url, batch_size=7, workers=3) as remote:
-        real = remote.direct.post
-
-        def post(path, body, headers):
-            answer = real(path, body, headers)
-            sent.append((path.split("?")[0], answer.content_type))
-            return answer
-
-        monkeypatch.setattr(remote.direct, "post", post)
+        remote.client.event_hooks["request"].append(lambda request: sent.append(
+            (request.url.path, request.headers["content-type"], len(request.content))))
         got = remote.predict_sequences(seqs)
         codes = encode_codes(seqs, predictor.length, predictor.alphabet)
         onehot = remote.predict_onehot(predictor_onehot(codes), reverse_complement_average=True)
-    # 30 sequences in requests of 7, twice; every answer as float32 bytes
-    assert sent == [("/predict_codes", "application/octet-stream")] * (2 * 5)
+    # 30 sequences in requests of 7 (the last of 2), twice, each as its code bytes
+    sizes = [7 * predictor.length] * 4 + [2 * predictor.length]
+    assert sorted(sent) == sorted([(RAW_CODES, "application/octet-stream", n) for n in sizes] * 2)
     np.testing.assert_allclose(got["logit"], predictor.predict_sequences(seqs)["logit"], atol=1e-5)
     np.testing.assert_allclose(onehot["logit"], predictor.predict_sequences(seqs, True)["logit"], atol=1e-5)
+
+
+def test_http_predictor_retries_a_5xx_and_reports_a_refusal(server, predictor, seqs):
+    """A 503 (a worker restarting, BentoML's "overloaded") is sent again; a 400 is the caller's error at once."""
+    import httpx
+
+    from serving.client import RAW_CODES, HttpPredictor, ServiceError
+
+    answers = [httpx.Response(503, text="overloaded"), None]  # the first attempt refused, the next one passed on
+
+    def flaky(request):
+        answer = answers.pop(0) if answers else None
+        if answer is None:
+            return forward.handle_request(request)
+        return answer
+
+    with HttpPredictor(server.url, length=predictor.length, alphabet=predictor.alphabet, workers=1,
+                       backoff=0.01) as remote:
+        forward = httpx.HTTPTransport()
+        remote.client = httpx.Client(base_url=server.url, transport=httpx.MockTransport(flaky))
+        got = remote.predict_sequences(seqs)
+        assert not answers  # both used: one retry
+        np.testing.assert_allclose(got["logit"], predictor.predict_sequences(seqs)["logit"], atol=1e-5)
+        with pytest.raises(ServiceError, match=r"refused the request \(HTTP 400\).*code 9") as info:
+            remote.predict_codes(np.full((1, predictor.length), 9, np.uint8))
+        assert info.value.status == 400 and RAW_CODES in str(info.value)
 
 
 def predictor_onehot(codes: np.ndarray) -> np.ndarray:
