@@ -1,15 +1,16 @@
-"""The PWM baseline a learned model must beat: each sequence scored by its best JASPAR MA0139.1 log-odds match
-on either strand, and AUROC/AUPR of that score on the same split as the CNN (what evaluate and export report)."""
+"""The PWM baseline a learned model must beat: each sequence scored by its best log-odds match of the data's
+matrix (the one a built-in set records as planted; JASPAR MA0139.1 CTCF otherwise) on either strand, and AUROC/AUPR
+of that score on the same split as the CNN (what evaluate and export report)."""
 from __future__ import annotations
 
 import os
 
 import numpy as np
 
-from training.datasets.jaspar import load_jaspar, motif_probabilities
+from training.datasets.jaspar import load_jaspar, motif_probabilities, parse_jaspar
 from training.evaluate import aupr, auroc
 
-BASELINE_NAME = "best MA0139.1 log-odds match per sequence (both strands, uniform background, pseudocount 0.5)"
+BASELINE_NAME = "best {} log-odds match per sequence (both strands, uniform background, pseudocount 0.5)"
 
 
 def log_odds(counts: np.ndarray, pseudocount: float = 0.5, background: float = 0.25) -> np.ndarray:
@@ -54,12 +55,15 @@ def best_match_position(x: np.ndarray, matrix: np.ndarray | None = None) -> np.n
     return np.stack([start, start + len(matrix), np.where(strand == 0, 1, -1)], axis=1).astype(np.int32)
 
 
-def pwm_baseline(x: np.ndarray, y: np.ndarray, jaspar: str | os.PathLike | None = None) -> dict:
-    """AUROC and AUPR of the best-match score on x (N, L, 4) against labels y (N,) or (N, 1)."""
-    name, counts = load_jaspar(jaspar)
+def pwm_baseline(x: np.ndarray, y: np.ndarray, jaspar: str | os.PathLike | None = None,
+                 matrix_text: str = "") -> dict:
+    """AUROC and AUPR of the best-match score on x (N, L, 4) against labels y (N,) or (N, 1). The matrix:
+    matrix_text (JASPAR text, as a dataset records it: Dataset.matrix) if given, else the file `jaspar`, else
+    the shipped MA0139.1."""
+    name, counts = parse_jaspar(matrix_text) if matrix_text else load_jaspar(jaspar)
     score = best_match(x, log_odds(counts))
     y = np.asarray(y).reshape(-1)
-    return {"matrix": name, "score": BASELINE_NAME, "auroc": round(auroc(y, score), 6),
+    return {"matrix": name, "score": BASELINE_NAME.format(name.partition(" ")[0]), "auroc": round(auroc(y, score), 6),
             "aupr": round(aupr(y, score), 6), "n": int(len(y))}
 
 

@@ -21,7 +21,8 @@ EPILOG = "exit codes: 0 done; 1 the work failed (e.g. ONNX and TensorFlow disagr
 DESCRIPTIONS = {
     "synthetic": "Write the built-in synthetic CTCF dataset (HDF5, the notebook's layout): genome-like background "
                  "(human dinucleotide frequencies, CpG islands, repeats) with JASPAR MA0139.1 instances near the "
-                 "centre of the positives, decoys and weak instances in both classes.",
+                 "centre of the positives, decoys and weak instances in both classes. --motif plants another JASPAR "
+                 "CORE vertebrate matrix instead (pyjaspar's offline database), recorded in the file.",
     "peaks": "Build a training set (HDF5, the notebook's layout) from ChIP-seq peaks and a genome: positives are "
              "windows at the summits; negatives are genomic windows overlapping no peak, matched to the positives' "
              "GC distribution (optionally plus dinucleotide shuffles); split by chromosome.",
@@ -68,7 +69,10 @@ def add_commands(sub) -> None:
 
     s = sub.add_parser("synthetic", help="write the built-in synthetic CTCF dataset (HDF5)",
                        description=DESCRIPTIONS["synthetic"], epilog=EPILOG)
-    s.add_argument("--out", type=Path, required=True, help="output .h5 path")
+    s.add_argument("--out", type=Path, help="output .h5 path (default data/ctcf_synthetic.h5, with --motif "
+                   "data/<matrix ID>_synthetic.h5)")
+    s.add_argument("--motif", metavar="ID", help="plant this JASPAR CORE vertebrate matrix instead of CTCF MA0139.1: "
+                   "an ID with or without version (MA0138 = its latest in JASPAR2024, MA0138.2)")
     s.add_argument("--n", type=int, default=DEFAULT_SYNTHETIC_N, help="number of sequences (default %(default)s)")
     s.add_argument("--length", type=int, default=200, help="sequence length (default %(default)s)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
@@ -116,7 +120,10 @@ def add_commands(sub) -> None:
                        description=DESCRIPTIONS["train"], epilog=EPILOG)
     s.add_argument("--data", type=Path, help="dataset .h5 (default: the built-in synthetic set, written to "
                    "data/ctcf_synthetic.h5 on first use)")
-    s.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name (default %(default)s)")
+    s.add_argument("--motif", metavar="ID", help="without --data: the built-in set planted with this JASPAR CORE "
+                   "vertebrate matrix (e.g. MA0138 for REST; written to data/<matrix ID>_synthetic.h5 on first use)")
+    s.add_argument("--name", help=f"model name (default {DEFAULT_MODEL_NAME}; with --motif the factor's name in "
+                   "lowercase, e.g. rest)")
     s.add_argument("--models", type=Path, default=Path("models"), help="models folder (default %(default)s)")
     s.add_argument("--epochs", type=int, default=100, help="maximum epochs (default %(default)s)")
     s.add_argument("--patience", type=int, default=5, help="early-stopping patience (default %(default)s)")

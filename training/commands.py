@@ -10,16 +10,21 @@ from pathlib import Path
 from serving.artifact import METADATA_FILE
 from serving.attribution import quiet_tensorflow
 from serving.console import say
-from serving.store import register
+from serving.store import DEFAULT_MODEL_NAME, register
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def cmd_synthetic(args) -> int:
     from training.datasets import load_h5
+    from training.datasets.jaspar import fetch_jaspar
     from training.datasets.synthetic import write_synthetic
+    from training.pipeline import DEFAULT_DATA, motif_data_path
 
-    path = write_synthetic(args.out, n=args.n, length=args.length, seed=args.seed, background=args.background)
+    matrix = fetch_jaspar(args.motif) if args.motif else None
+    out = args.out or (DEFAULT_DATA if matrix is None else motif_data_path(matrix[0]))
+    path = write_synthetic(out, n=args.n, length=args.length, seed=args.seed, background=args.background,
+                           matrix=matrix)
     ds = load_h5(path)
     say(f"wrote {path}: {ds.description}; splits {ds.sizes()}")
     return EXIT_OK
@@ -56,7 +61,25 @@ def cmd_download(args) -> int:
     return EXIT_OK
 
 
+def motif_model_name(matrix_name: str) -> str:
+    """"MA0138.3 REST" -> "rest": a valid model name from a matrix's factor (ID if the factor's name has none)."""
+    import re
+
+    matrix_id, _, factor = matrix_name.partition(" ")
+    name = re.sub(r"[^a-z0-9._-]+", "-", factor.lower()).strip("-._")
+    return name[:63] or matrix_id.lower()
+
+
 def cmd_train(args) -> int:
+    matrix = None
+    if args.motif:
+        if args.data:
+            raise ValueError("give --data or --motif, not both: --motif trains on the built-in set planted with "
+                             "that matrix (bindcnn synthetic --motif ID --out X.h5 writes it, --data X.h5 trains on it)")
+        from training.datasets.jaspar import fetch_jaspar
+
+        matrix = fetch_jaspar(args.motif)
+    args.name = args.name or (motif_model_name(matrix[0]) if matrix else DEFAULT_MODEL_NAME)
     if args.if_missing and (args.models / args.name / METADATA_FILE).is_file():
         say(f"{args.models / args.name} exists; not retraining (--if-missing)")
         if not args.no_register:
@@ -68,7 +91,7 @@ def cmd_train(args) -> int:
     train_and_export(args.data, args.name, args.models, epochs=args.epochs,
                      notebook_early_stopping=args.notebook_early_stopping, seed=args.seed,
                      patience=args.patience, register=not args.no_register, onnx_converter=args.onnx_converter,
-                     rc_augment=args.rc_augment)
+                     rc_augment=args.rc_augment, matrix=matrix)
     return EXIT_OK
 
 
@@ -85,7 +108,7 @@ def cmd_export(args) -> int:
     model = keras.models.load_model(Path(args.model) / KERAS_FILE)
     data = args.data or old.get("data", {}).get("source") or DEFAULT_DATA
     ds = load_h5(data)
-    keep = {k: old[k] for k in ("data", "training", "metrics", "baseline") if k in old}
+    keep = {k: old[k] for k in ("data", "factor", "training", "metrics", "baseline") if k in old}
     if "baseline" not in keep:  # exported before the baseline existed: measure it on this data's test split
         from training.pipeline import baseline_check, report_baseline
 
@@ -128,7 +151,7 @@ def cmd_evaluate(args) -> int:
         result[split] = metrics(ds.y[split], prob)
         rc_prob = predictor.predict_onehot(ds.x[split], reverse_complement_average=True)["probability"]
         both[split] = metrics(ds.y[split], rc_prob)
-        pwm[split] = pwm_baseline(ds.x[split], ds.y[split])
+        pwm[split] = pwm_baseline(ds.x[split], ds.y[split], matrix_text=ds.matrix)
         if split == "test":
             plot_curves(ds.y[split], prob, out / "roc_pr.png")
     (out / "metrics.json").write_text(json.dumps({**result, "strand_average": both, "pwm_baseline": pwm},

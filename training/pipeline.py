@@ -19,21 +19,33 @@ CONVERTER_WORDS = {"direct": "written directly from the Keras weights in ONNX Ru
                              "(training/onnx_graph.py)", "tf2onnx": "converted by tf2onnx"}
 
 
-def default_dataset(path: Path = DEFAULT_DATA, n: int = DEFAULT_SYNTHETIC_N, seed: int = 0) -> Path:
+def motif_data_path(matrix_name: str) -> Path:
+    """Where `train --motif` keeps the built-in set of a matrix: data/MA0138.3_synthetic.h5."""
+    return Path(f"data/{matrix_name.partition(' ')[0]}_synthetic.h5")
+
+
+def default_dataset(path: Path | None = None, n: int = DEFAULT_SYNTHETIC_N, seed: int = 0,
+                    matrix: tuple[str, np.ndarray] | None = None) -> Path:
     """The built-in synthetic dataset on disk (written once, reused after; rewritten when the file was made
-    by another version of the generator, as its description attribute says)."""
+    by another version of the generator, as its description attribute says). matrix: (name, counts) of another
+    JASPAR matrix to plant (training.datasets.jaspar.fetch_jaspar); path defaults to DEFAULT_DATA (CTCF) or
+    motif_data_path(name)."""
     import h5py
 
     from training.datasets.synthetic import synthetic_description
 
+    if path is None:
+        path = DEFAULT_DATA if matrix is None else motif_data_path(matrix[0])
+    wanted = synthetic_description(n, 200, seed, matrix_name=None if matrix is None else matrix[0])
     if path.exists():
         with h5py.File(path, "r") as fh:
             found = str(fh.attrs.get("description", ""))
-        if found == synthetic_description(n, 200, seed):
+        if found == wanted:
             return path
         say(f"{path} holds another version of the built-in dataset ({found!r}); rewriting it")
-    say(f"writing the built-in synthetic dataset (n={n}, seed={seed}) to {path}")
-    write_synthetic(path, n=n, seed=seed)
+    say(f"writing the built-in synthetic dataset (n={n}, seed={seed}"
+        + ("" if matrix is None else f", {matrix[0]} planted") + f") to {path}")
+    write_synthetic(path, n=n, seed=seed, matrix=matrix)
     return path
 
 
@@ -42,7 +54,7 @@ def baseline_check(ds: Dataset, test_prob: np.ndarray) -> dict[str, Any]:
     beat it gets a "warning" (a failed export check: printed, recorded, the export itself stands)."""
     from training.baseline import pwm_baseline, verdict
 
-    base = pwm_baseline(ds.x["test"], ds.y["test"])
+    base = pwm_baseline(ds.x["test"], ds.y["test"], matrix_text=ds.matrix)
     cnn = round(auroc(ds.y["test"], test_prob), 6)
     record = {"split": "test", "pwm": base, "cnn_auroc": cnn, **verdict(cnn, base)}
     if not record["beats_baseline"]:
@@ -58,6 +70,21 @@ def report_baseline(record: dict[str, Any]) -> None:
         f"CNN - baseline AUROC {record['auroc_margin']:+.4f}")
     if "warning" in record:
         say(f"WARNING: {record['warning']}")
+
+
+def dataset_factor(ds: Dataset) -> dict[str, Any] | None:
+    """metadata "factor": {"name", "matrix_id", "matrix"} of the matrix a built-in set planted (recorded in the
+    file, or the default CTCF set's MA0139.1); None for data that names no matrix (FASTA, peaks, downloads)."""
+    from training.datasets.jaspar import load_jaspar, parse_jaspar
+
+    if ds.matrix:
+        name, counts = parse_jaspar(ds.matrix)
+    elif ds.description.startswith("built-in synthetic CTCF set"):
+        name, counts = load_jaspar()
+    else:
+        return None
+    matrix_id, _, factor = name.partition(" ")
+    return {"name": factor or matrix_id, "matrix_id": matrix_id, "matrix": counts.T.tolist()}
 
 
 def strand_average_prob(model, x: np.ndarray) -> np.ndarray:
@@ -76,6 +103,7 @@ def training_metadata(ds: Dataset, fit_result, test_prob: np.ndarray, valid_prob
     h = fit_result.history
     return {
         "data": {**describe(ds), "source": source},
+        "factor": dataset_factor(ds),
         "training": {
             **fit_result.settings,
             "epochs_run": fit_result.epochs_run,
@@ -93,15 +121,15 @@ def training_metadata(ds: Dataset, fit_result, test_prob: np.ndarray, valid_prob
 def train_and_export(data: Path | None, name: str, models_root: Path = Path("models"), epochs: int = 100,
                      notebook_early_stopping: bool = False, seed: int = 0, patience: int = 5,
                      register: bool = True, verbose: bool = True, onnx_converter: str = "direct",
-                     rc_augment: bool = False) -> dict[str, Any]:
-    """Train on `data` (None: the built-in synthetic set), export models_root/name, register it.
-    rc_augment: train on reverse complements too. Returns the metadata written."""
+                     rc_augment: bool = False, matrix: tuple[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Train on `data` (None: the built-in synthetic set, planted with `matrix` (name, counts) when given),
+    export models_root/name, register it. rc_augment: train on reverse complements too. Returns the metadata."""
     from serving.store import check_name, register as register_model
     from training.export import cleanup_stale, export
     from training.fit import fit
 
     check_name(name)
-    source = str(data or default_dataset())
+    source = str(data or default_dataset(matrix=matrix))
     ds = load_h5(source)
     say(f"data: {source}  train {ds.sizes()['train']}, valid {ds.sizes()['valid']}, test {ds.sizes()['test']}"
         f"  length {ds.length}")

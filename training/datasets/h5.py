@@ -2,7 +2,8 @@
 
 Layout: keys x_train, y_train, x_valid, y_valid, x_test, y_test; x stored (N, 4, L) one-hot (rows A, C, G, T),
 y (N, 1). The synthetic set adds motif_train/valid/test: (N, 3) int32 (start, end, strand) of the embedded
-CTCF instance, (-1, -1, 0) where there is none.
+CTCF instance, (-1, -1, 0) where there is none. A set planted with another JASPAR matrix records it in the
+attribute "matrix" (JASPAR-format text), which the PWM baseline and the model's metadata use.
 """
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ class DatasetError(ValueError):
 
 @dataclass
 class Dataset:
-    """x_*: (N, L, 4) float32; y_*: (N, 1) float32; motif_*: (N, 3) int32 or None."""
+    """x_*: (N, L, 4) float32; y_*: (N, 1) float32; motif_*: (N, 3) int32 or None; matrix: the planted JASPAR
+    matrix as JASPAR-format text, "" when the file records none (the default CTCF set, real data)."""
 
     x: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
     motif: dict[str, np.ndarray] = field(default_factory=dict)
     description: str = ""
+    matrix: str = ""
 
     @property
     def length(self) -> int:
@@ -61,10 +64,11 @@ def load_h5(path: str | os.PathLike) -> Dataset:
             if f"motif_{split}" in fh:
                 motif[split] = np.asarray(fh[f"motif_{split}"], dtype=np.int32)
         description = str(fh.attrs.get("description", f"HDF5 dataset {path.name}"))
+        matrix = str(fh.attrs.get("matrix", ""))
     lengths = {s: x[s].shape[1] for s in SPLITS}
     if len(set(lengths.values())) != 1:
         raise DatasetError(f"{path}: splits have different sequence lengths {lengths}")
-    return Dataset(x, y, motif, description)
+    return Dataset(x, y, motif, description, matrix)
 
 
 def _check_x(path: Path, key: str, x: np.ndarray) -> np.ndarray:
@@ -99,8 +103,9 @@ def _check_y(path: Path, key: str, y: np.ndarray, n: int) -> np.ndarray:
 
 
 def write_h5(path: str | os.PathLike, x: dict[str, np.ndarray], y: dict[str, np.ndarray],
-             motif: dict[str, np.ndarray] | None = None, description: str = "") -> Path:
-    """Write x (N, L, 4) / y (N,) per split in the notebook's layout, atomically."""
+             motif: dict[str, np.ndarray] | None = None, description: str = "", matrix: str = "") -> Path:
+    """Write x (N, L, 4) / y (N,) per split in the notebook's layout, atomically; matrix: JASPAR text of the
+    planted matrix, stored only when given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -115,6 +120,8 @@ def write_h5(path: str | os.PathLike, x: dict[str, np.ndarray], y: dict[str, np.
                     fh.create_dataset(f"motif_{split}", data=np.asarray(motif[split], np.int32))
             fh.attrs["description"] = description
             fh.attrs["alphabet"] = ALPHABET
+            if matrix:
+                fh.attrs["matrix"] = matrix
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

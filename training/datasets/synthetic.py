@@ -1,5 +1,6 @@
-"""The built-in synthetic CTCF dataset: genome-like background (human dinucleotides, CpG islands, repeats) with
-JASPAR MA0139.1 instances near the centre of the positives, and decoys and weak instances in both classes."""
+"""The built-in synthetic datasets: genome-like background (human dinucleotides, CpG islands, repeats) with
+instances of a JASPAR matrix (CTCF MA0139.1 by default, any CORE vertebrate one by ID) near the centre of the
+positives, and decoys and weak instances in both classes."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ import numpy as np
 from training.datasets.background import add_repeats, genome_like, iid_background
 from serving.dna import codes_to_onehot
 from training.datasets.h5 import SPLITS, Dataset, split_indices, write_h5
-from training.datasets.jaspar import load_jaspar, motif_probabilities
+from training.datasets.jaspar import jaspar_text, load_jaspar, motif_probabilities
 
 DEFAULT_SYNTHETIC_N = 73_080  # 51,156 training sequences, as CTCF_200.h5
 BACKGROUNDS = ("genome", "iid")
@@ -39,8 +40,10 @@ def _sharpened(pwm: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def synthetic_dataset(n: int = DEFAULT_SYNTHETIC_N, length: int = 200, seed: int = 0,
-                      background: str = "genome") -> Dataset:
-    """The built-in CTCF-like dataset: deterministic for a given (n, length, seed, background).
+                      background: str = "genome", matrix: tuple[str, np.ndarray] | None = None) -> Dataset:
+    """The built-in CTCF-like dataset: deterministic for a given (n, length, seed, background, matrix).
+    matrix: (name, counts (W, 4) ACGT), e.g. training.datasets.jaspar.fetch_jaspar("MA0138"); None: the shipped
+    CTCF MA0139.1 (the default set, unchanged). Every rule below holds for any matrix ("CTCF" = the matrix).
 
     Half the sequences are positives. Background: "genome" (training/datasets/background.py: first-order
     Markov chain with human dinucleotide frequencies, GC varying in stretches, CpG islands in 10%) or "iid"
@@ -56,7 +59,8 @@ def synthetic_dataset(n: int = DEFAULT_SYNTHETIC_N, length: int = 200, seed: int
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
     rng = np.random.default_rng(seed)
-    _, counts = load_jaspar()
+    default = matrix is None
+    name, counts = load_jaspar() if default else matrix
     pwm = motif_probabilities(counts)
     width = len(pwm)
     if length < width + 2:
@@ -95,16 +99,22 @@ def synthetic_dataset(n: int = DEFAULT_SYNTHETIC_N, length: int = 200, seed: int
     parts = split_indices(n, rng)
     x = codes_to_onehot(codes)
     return Dataset({s: x[i] for s, i in parts.items()}, {s: y[i, None] for s, i in parts.items()},
-                   {s: motif[i] for s, i in parts.items()}, synthetic_description(n, length, seed, background))
+                   {s: motif[i] for s, i in parts.items()},
+                   synthetic_description(n, length, seed, background, None if default else name),
+                   "" if default else jaspar_text(name, counts))
 
 
-def synthetic_description(n: int, length: int, seed: int, background: str = "genome") -> str:
-    """The description stored with the set; names the generator version, so a stale file is recognised."""
-    return (f"built-in synthetic CTCF set v2 (JASPAR MA0139.1 instances, {background} background), n={n}, "
-            f"length={length}, seed={seed}")
+def synthetic_description(n: int, length: int, seed: int, background: str = "genome",
+                          matrix_name: str | None = None) -> str:
+    """The description stored with the set; names the generator version, so a stale file is recognised.
+    matrix_name: "MA0138.3 REST" for a set made with another matrix (None: the default CTCF set)."""
+    matrix_id, _, factor = (matrix_name or "MA0139.1 CTCF").partition(" ")
+    return (f"built-in synthetic {factor or matrix_id} set v2 (JASPAR {matrix_id} instances, {background} "
+            f"background), n={n}, length={length}, seed={seed}")
 
 
 def write_synthetic(out: str | os.PathLike, n: int = DEFAULT_SYNTHETIC_N, length: int = 200, seed: int = 0,
-                    background: str = "genome") -> Path:
-    ds = synthetic_dataset(n, length, seed, background)
-    return write_h5(out, ds.x, {s: ds.y[s][:, 0] for s in SPLITS}, ds.motif, ds.description)
+                    background: str = "genome", matrix: tuple[str, np.ndarray] | None = None) -> Path:
+    """Write synthetic_dataset(...) to out (HDF5); a set made with `matrix` records it (attribute "matrix")."""
+    ds = synthetic_dataset(n, length, seed, background, matrix)
+    return write_h5(out, ds.x, {s: ds.y[s][:, 0] for s in SPLITS}, ds.motif, ds.description, ds.matrix)
