@@ -1,7 +1,8 @@
 """Export one set of trained weights as a TensorFlow SavedModel (endpoints `serve` -> probability,
 `logits` -> pre-sigmoid output) and an ONNX model (outputs `prob`, `logit`), verify that they agree,
-add the shared-computation engines' files (scan.onnx, layers.npz; each checked against model.onnx),
-and write models/<name>/ atomically with metadata.json and checksums."""
+add the shared-computation engines' files (scan.onnx, layers.npz; each checked against model.onnx) and the null of
+substitution effects for variant p-values (null_effects.npy), and write models/<name>/ atomically with metadata.json
+and checksums."""
 from __future__ import annotations
 
 import datetime as dt
@@ -19,6 +20,7 @@ from serving.dna import ALPHABET, codes_to_onehot, sigmoid
 from serving.versions import TRAINING_PACKAGES, package_versions
 from training.hooks import interrupt_point
 from training.model import INPUT_NAME, logit_model
+from training.null_effects import add_null
 
 KERAS_FILE = "model.keras"  # the trained weights, for re-export and fine-tuning
 ONNX_OPSET = 17
@@ -271,6 +273,7 @@ def export(model, out_dir: str | os.PathLike, name: str, x_check: np.ndarray, me
             "packages": package_versions(TRAINING_PACKAGES, missing=None),
         }
         meta = write_metadata(staging, meta)
+        meta = add_null(staging)  # null_effects.npy: variant p-values (training/null_effects.py); checksums rewritten
         _swap_into_place(staging, out_dir)
         return meta
     finally:

@@ -4,7 +4,8 @@ Variants: a TSV `chrom pos ref alt [id]` (1-based pos, optional header; VCF/BCF:
 items of a service request, placed on an indexed genome (serving.scoring.vcf.place_in_genome) or on one sequence
 (in_sequence). The window is always centred (the variant's first base at index L // 2): a variant whose window
 does not fit inside its chromosome (or the sequence given) gets the status `window_off_chromosome: ...` and no
-score, never a shifted window.
+score, never a shifted window. Each delta_logit gets an empirical p-value against the model folder's null of random
+substitutions (serving.scoring.pvalues; NA where the folder has none).
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import numpy as np
 
 from serving.dna import SequenceError, encode_one
 from serving.fasta import open_text
+from serving.scoring.pvalues import predictor_p_values
 
 WINDOW_OFF = "window_off_chromosome"  # the status of a variant whose centred window runs off its sequence
 ALLELE_OK = set("ACGTNacgtn")
-EFFECT_FIELDS = ("ref_probability", "alt_probability", "delta_probability", "ref_logit", "alt_logit", "delta_logit")
+EFFECT_FIELDS = ("ref_probability", "alt_probability", "delta_probability", "ref_logit", "alt_logit", "delta_logit",
+                 "p_value")
 HEADER = "\t".join(("id", "chrom", "pos", "ref", "alt", *EFFECT_FIELDS, "status")) + "\n"
 
 
@@ -146,8 +149,9 @@ def in_sequence(sequence: str, items, rid: str, length: int) -> list[Variant]:
 
 def variant_effects(predictor, variants: list[Variant], rc: bool = False) -> dict[str, np.ndarray]:
     """Predict ref and alt windows of every located variant (one batch each side, chunked by the
-    predictor). Returns (V,) float32 arrays ref_probability, alt_probability, ref_logit, alt_logit
-    (NaN where the variant was not scored; a window with a bad character gets a status)."""
+    predictor). Returns (V,) float32 arrays ref_probability, alt_probability, ref_logit, alt_logit and (V,) float64
+    p_value (serving.scoring.pvalues: NaN where the predictor's folder has no null); NaN where the variant was not
+    scored (a window with a bad character gets a status)."""
     nan = np.full(len(variants), np.nan, np.float32)
     out = {k: nan.copy() for k in ("ref_probability", "alt_probability", "ref_logit", "alt_logit")}
     keep, xs_ref, xs_alt = [], [], []
@@ -168,20 +172,23 @@ def variant_effects(predictor, variants: list[Variant], rc: bool = False) -> dic
         k = len(keep)
         out["ref_probability"][keep], out["alt_probability"][keep] = both["probability"][:k], both["probability"][k:]
         out["ref_logit"][keep], out["alt_logit"][keep] = both["logit"][:k], both["logit"][k:]
+    out["p_value"] = predictor_p_values(predictor, out["alt_logit"] - out["ref_logit"], rc)
     return out
 
 
 def effect_rows(variants: list[Variant], eff: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """One dict per variant, in order: id, chrom, pos, ref, alt, status, and for scored ones the EFFECT_FIELDS
-    (delta = alt - ref). The one shape of a variant's result, for the TSV and the service alike."""
+    (delta = alt - ref; p_value None where the model has no null). The one shape of a variant's result, for the TSV
+    and the service alike."""
     rows = []
     for i, v in enumerate(variants):
         row: dict[str, Any] = {"id": v.name, "chrom": v.chrom, "pos": v.pos, "ref": v.ref, "alt": v.alt,
                                "status": v.status}
         rp, ap, rl, al = (float(eff[k][i]) for k in ("ref_probability", "alt_probability", "ref_logit", "alt_logit"))
         if v.status == "ok" and rp == rp:
+            p = float(eff["p_value"][i]) if "p_value" in eff else float("nan")
             row.update(ref_probability=rp, alt_probability=ap, delta_probability=ap - rp,
-                       ref_logit=rl, alt_logit=al, delta_logit=al - rl)
+                       ref_logit=rl, alt_logit=al, delta_logit=al - rl, p_value=p if p == p else None)
         rows.append(row)
     return rows
 
@@ -191,6 +198,6 @@ def format_effects(rows: list[dict[str, Any]]) -> str:
     written chunk by chunk."""
     lines = []
     for r in rows:
-        nums = [f"{r[k]:.7g}" if k in r else "NA" for k in EFFECT_FIELDS]
+        nums = [f"{r[k]:.7g}" if r.get(k) is not None else "NA" for k in EFFECT_FIELDS]
         lines.append("\t".join([r["id"], r["chrom"], str(r["pos"]), r["ref"], r["alt"], *nums, r["status"]]) + "\n")
     return "".join(lines)

@@ -19,6 +19,7 @@ import numpy as np
 from serving.dna import SequenceError, codes_to_onehot, genome_codes
 from serving.fasta import open_bytes, open_text
 from serving.genome import Genome
+from serving.scoring.pvalues import predictor_p_values
 from serving.scoring.variants import (Variant, VariantFileError, allele_problem, effect_rows, place_variant,
                                       position_problem, window_off, window_span)
 
@@ -233,7 +234,8 @@ def place_in_genome(v: Variant, genome: Genome, length: int) -> None:
 def score_variant_chunk(predictor, genome: Genome, variants: list[Variant], rc: bool = False
                         ) -> list[dict[str, Any]]:
     """The unit of work: place each variant on the genome, score every ref and alt window in one predictor call
-    (x: (2 * scored, L, 4) float32), and return effect_rows (one dict per variant, in order). Windows holding
+    (x: (2 * scored, L, 4) float32), and return effect_rows (one dict per variant, in order; p-values against the
+    predictor's null, serving.scoring.pvalues). Windows holding
     IUPAC ambiguity codes are scored with them as N and counted in genome.ambiguous."""
     L = predictor.length
     for v in variants:
@@ -249,6 +251,7 @@ def score_variant_chunk(predictor, genome: Genome, variants: list[Variant], rc: 
         idx, k = np.asarray(keep)[good], int(good.sum())
         eff["ref_probability"][idx], eff["alt_probability"][idx] = both["probability"][:k], both["probability"][k:]
         eff["ref_logit"][idx], eff["alt_logit"][idx] = both["logit"][:k], both["logit"][k:]
+    eff["p_value"] = predictor_p_values(predictor, eff["alt_logit"] - eff["ref_logit"], rc)
     return effect_rows(variants, eff)
 
 

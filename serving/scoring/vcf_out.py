@@ -1,6 +1,6 @@
 """The annotated VCF: the input's header and records, each record's INFO extended with the bindcnn fields (declared
-in the header) from its effect rows: probabilities and delta logit where scored, and a status code per ALT allele
-saying why one was not (e.g. window_off_chromosome), so the VCF is as honest as the TSV.
+in the header) from its effect rows: probabilities, delta logit and its p-value where scored, and a status code per
+ALT allele saying why one was not (e.g. window_off_chromosome), so the VCF is as honest as the TSV.
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ INFO_FIELDS = (  # (ID, Number, Type, Description) of the INFO fields the annota
      "bindcnn probability of the reference window (model length, centred on the variant)"),
     ("BINDCNN_ALT_PROB", "A", "Float", "bindcnn probability of the window with each ALT allele ('.' where not scored)"),
     ("BINDCNN_DELTA_LOGIT", "A", "Float", "bindcnn logit change alt - ref for each ALT allele ('.' where not scored)"),
+    ("BINDCNN_P", "A", "Float", "bindcnn empirical p-value of each ALT allele's |delta logit|: the share of random "
+     "single-base substitutions on the model's background windows with at least as large an effect (a "
+     "model-relative rarity, not a clinical significance; '.' where not scored or the model has no null)"),
     ("BINDCNN_STATUS", "A", "String", "bindcnn status of each ALT allele: ok, or why it was not scored "
      "(window_off_chromosome, ref_mismatch, unknown_chromosome, outside_chromosome, unsupported_allele, "
      "not_scored); the TSV's status column says more"),
@@ -50,7 +53,8 @@ def _num(x: Any) -> str:
 
 def annotated_line(text: str, rows: list[dict[str, Any]]) -> str:
     """A VCF record line with the INFO_FIELDS added from its rows (one per ALT, in order): BINDCNN_STATUS always,
-    the scores when at least one ALT was scored. Earlier bindcnn fields of the record are replaced."""
+    the scores when at least one ALT was scored (BINDCNN_P when the model has a null). Earlier bindcnn fields of the
+    record are replaced."""
     cols = text.rstrip("\r\n").split("\t")
     cols += ["."] * (8 - len(cols))  # a record written without QUAL/FILTER/INFO
     scored = [r for r in rows if "alt_probability" in r]
@@ -59,6 +63,8 @@ def annotated_line(text: str, rows: list[dict[str, Any]]) -> str:
         info = [f"BINDCNN_REF_PROB={_num(scored[0]['ref_probability'])}",
                 "BINDCNN_ALT_PROB=" + ",".join(_num(r.get("alt_probability")) for r in rows),
                 "BINDCNN_DELTA_LOGIT=" + ",".join(_num(r.get("delta_logit")) for r in rows)]
+        if any(r.get("p_value") is not None for r in scored):
+            info.append("BINDCNN_P=" + ",".join(_num(r.get("p_value")) for r in rows))
     info.append("BINDCNN_STATUS=" + ",".join(status_code(r["status"]) for r in rows))
     kept = [kv for kv in cols[7].split(";") if kv not in ("", ".") and not kv.startswith(PREFIX)]
     cols[7] = ";".join(kept + info)
