@@ -202,10 +202,31 @@ def _scored_chunks(predictor, genome: Genome, chunks, rc: bool, engine):
         yield records, score_variant_chunk(predictor, genome, [v for rec in records for v in rec.variants], rc)
 
 
+def _explain(args, predictor, genome: Genome, chosen: list) -> None:
+    """--explain N: the attribution of the chosen variants' ref and alt windows (cut again here: an engine's rows
+    may come without them) into --explain-dir or the folder beside the output."""
+    from serving.scoring.variant_explain import default_folder, explain_top
+    from serving.scoring.vcf import place_in_genome
+
+    if not chosen:
+        say("note: --explain: no variant was scored, nothing to explain", args.quiet)
+        return
+    for v, _ in chosen:
+        if v.ref_window is None:
+            place_in_genome(v, genome, predictor.length)
+    folder = args.explain_dir or default_folder(args.output)
+    t0 = time.perf_counter()
+    index = explain_top(predictor, chosen, folder, args.quiet)
+    say(f"explained the {len(chosen):,} variant(s) with the largest |delta_logit| in {time.perf_counter() - t0:.1f} s "
+        f"-> {folder}/ (ref, alt and alt - ref attribution: a PNG and a .npy each; {index.name} lists them)",
+        args.quiet)
+
+
 def cmd_variants_genome(args, predictor) -> int:
     """variants: --vcf/--variants against --genome, or against --fasta (the same indexed reader, .fai built on first
     use): TSV rows (and --vcf-out) written chunk by chunk."""
     from serving.scoring import variants as va
+    from serving.scoring.variant_explain import TopEffects
     from serving.scoring.vcf_out import VcfOut
 
     if args.fasta and args.genome:
@@ -215,6 +236,11 @@ def cmd_variants_genome(args, predictor) -> int:
                          "V.tsv")
     if args.chunk < 1:
         raise ValueError(f"--chunk must be >= 1, got {args.chunk}")
+    explain = getattr(args, "explain", 0) or 0
+    if explain < 0:
+        raise ValueError(f"--explain must be >= 0, got {explain}")
+    if explain and getattr(predictor, "model_dir", None) is None:
+        raise ValueError("--explain needs a local model folder (--model DIR: its TensorFlow SavedModel), not --url")
     skipped = [0]
     chunks, source, total = _records(args, skipped)
     genome = _genome(args, predictor, args.fasta or args.genome)
@@ -223,6 +249,7 @@ def cmd_variants_genome(args, predictor) -> int:
     vcf_out = VcfOut(args.vcf_out, source.header, source.path) if args.vcf_out else None
     engine = _engine(args, genome)
     progress = _progress(args, "variants", total, unit="records")
+    top = TopEffects(explain) if explain else None
     n = scored = seen_skipped = 0
     bad: list = []
     t0 = time.perf_counter()
@@ -233,6 +260,8 @@ def cmd_variants_genome(args, predictor) -> int:
             out.flush()
             if vcf_out is not None:
                 vcf_out.write(records, rows)
+            if top is not None:
+                top.add(variants, rows)
             n += len(variants)
             ok = sum(1 for v in variants if v.status == "ok")
             scored += ok
@@ -255,6 +284,8 @@ def cmd_variants_genome(args, predictor) -> int:
     if n == 0 and not skipped[0]:
         print(f"error: {args.vcf or args.variants}: no variants", file=sys.stderr)
         return EXIT_USAGE
+    if top is not None:
+        _explain(args, predictor, genome, top.chosen())
     if scored < n:
         lines = [f"{n - scored:,} variant(s) not scored (NA, reason in the status column), e.g.:"]
         lines += [f"  {unit} {v.line} ({v.name}): {v.status}" for v in bad[:10]]
