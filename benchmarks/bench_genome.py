@@ -146,7 +146,7 @@ def section_genome(model: Path, work: Path, quick: bool, repeat: int | None = No
         genomes[label] = (write_genome(work / f"{label}.fa", chroms), chroms)
     say(f"genome: scan --genome at stride 1 on {small_bp:,} and {10 * small_bp:,} bp (2 chromosomes each)")
     measured(["scan", "--genome", str(genomes["small"][0]), "--chroms", "chr1", "--stride", "50",
-              "--bigwig", str(work / "warm.bw"), *base])  # warm-up (a first run may calibrate the predictor)
+              "--bigwig", str(work / "warm.bw"), *base])  # warm-up (file caches, the first runs)
     rows, rss = [], {}
     for label in ("small", "large"):
         path, chroms = genomes[label]

@@ -1,5 +1,5 @@
 """The model on ONNX Runtime's CUDA execution provider: proof that CUDA really runs it (the session profile names the
-provider of every node), the CUDA fingerprint tolerance measured, and throughput against the CPU plan on one machine.
+provider of every node), the CUDA fingerprint tolerance measured, and throughput against the CPU predictor on one machine.
 
 Needs only numpy, onnxruntime-gpu and onnx (for the float16 graph); `python -m benchmarks.bench_gpu --help`.
 """
@@ -23,13 +23,6 @@ from serving.artifact import check_fingerprint, probe_inputs, read_metadata, sca
 
 BATCHES = (1, 64, 1000, 4096, 16384, 65536)
 CUDA = "CUDAExecutionProvider"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def nvidia_smi(query: str, what: str = "--query-gpu") -> list[str]:
@@ -129,9 +122,10 @@ def measure(model: Path, quick: bool) -> dict:
     import onnxruntime as ort
 
     from serving.predictor import Predictor
+    from serving.tuning import cpu_name
 
     meta = read_metadata(model)
-    res: dict = {"cpu": cpu_model(), "cores": os.cpu_count(), "onnxruntime": ort.__version__,
+    res: dict = {"cpu": cpu_name(), "cores": os.cpu_count(), "onnxruntime": ort.__version__,
                  "available_providers": ort.get_available_providers(), "python": platform.python_version(),
                  "gpu": nvidia_smi("name,driver_version,memory.total"), "rows": []}
     t0 = time.perf_counter()
@@ -145,7 +139,7 @@ def measure(model: Path, quick: bool) -> dict:
     probe = probe_inputs(200)
     res["fingerprint"] = {"predictor": check_fingerprint(meta, gpu.predict_onehot(probe)["logit"], "cuda", 1.0)}
     cpu = Predictor(model, device="cpu")
-    res["cpu_plan"] = cpu.plan.name
+    res["cpu_plan"] = cpu.settings.name
     big = onehot_batch(8192 if quick else 32768)
     ref = cpu.predict_onehot(big)["logit"]
     work = Path(tempfile.mkdtemp(prefix="bindcnn-gpu-"))
@@ -175,7 +169,7 @@ def measure(model: Path, quick: bool) -> dict:
         x = onehot_batch(b, seed=b)
         errors = res.setdefault("errors", [])
         row = {"batch": b,
-               "cpu predictor (calibrated plan)": rate(lambda: cpu.predict_onehot(x), b, errors),
+               "cpu predictor (fixed settings)": rate(lambda: cpu.predict_onehot(x), b, errors),
                "cuda predictor (numpy in/out)": rate(lambda: gpu.predict_onehot(x), b, errors)}
         for name, (path, providers, dtype) in variants.items():
             xd = x.astype(dtype)
@@ -205,20 +199,20 @@ def markdown(res: dict) -> str:
         lines.append(f"- {name}: " + ", ".join(nodes))
     lines += ["", "## Agreement (logits; scaled = |a - b| / max(1, |b|))", "",
               f"Predictor on CUDA vs the SavedModel's fingerprint logits: {res['fingerprint']['predictor']:.3g}.", "",
-              "| session | vs fingerprint (16 probes) | vs the CPU plan: max scaled logit diff | max abs prob diff | n |",
+              "| session | vs fingerprint (16 probes) | vs the CPU predictor: max scaled logit diff | max abs prob diff | n |",
               "| --- | --- | --- | --- | --- |"]
     for name, v in res["vs_cpu"].items():
         lines.append(f"| {name} | {v['fingerprint']:.3g} | {v['max_scaled_logit_diff']:.3g} | "
                      f"{v['max_abs_prob_diff']:.3g} | {v['n']:,} |")
     cols = [k for k in res["rows"][0] if k != "batch"]
-    lines += ["", f"## Throughput (sequences/s, median; CPU plan: {res['cpu_plan']})", "",
+    lines += ["", f"## Throughput (sequences/s, median; CPU predictor: {res['cpu_plan']})", "",
               "| batch | " + " | ".join(cols) + " |", "| --- " * (len(cols) + 1) + "|"]
     for row in res["rows"]:
         lines.append(f"| {row['batch']:,} | " + " | ".join("failed" if row[c] != row[c] else f"{row[c]:,.0f}"
                                                           for c in cols) + " |")
     best = {r["batch"]: np.nanmax([v for k, v in r.items() if k.startswith("cuda")])
-            / r["cpu predictor (calibrated plan)"] for r in res["rows"]}
-    lines += ["", "Best CUDA row / CPU plan: " + ", ".join(f"batch {b:,}: {x:.2f}x" for b, x in best.items()) + "."]
+            / r["cpu predictor (fixed settings)"] for r in res["rows"]}
+    lines += ["", "Best CUDA row / CPU predictor: " + ", ".join(f"batch {b:,}: {x:.2f}x" for b, x in best.items()) + "."]
     if res["errors"]:
         lines += ["", "Failed cells (ONNX Runtime's message):", ""] + [f"- {e}" for e in res["errors"]]
     return "\n".join(lines) + "\n"

@@ -21,10 +21,10 @@ from training.onnx_graph import CHANNEL_BLOCK
 
 BATCHES = (1, 64, 1000, 4096)
 ENGINES = {
-    "ort": "ONNX Runtime, the predictor's calibrated plan (serving.predictor.Predictor)",
+    "ort": "ONNX Runtime, the predictor's fixed settings (serving.predictor.Predictor)",
     "ort-default": "ONNX Runtime, default SessionOptions, same model.onnx",
     "ort-fixed": "ONNX Runtime, the first landing's fixed options (no spinning, chunks of 1024)",
-    "ort-tf2onnx": "ONNX Runtime, service options, tf2onnx's graph of the same weights (before tuning)",
+    "ort-tf2onnx": "ONNX Runtime, default SessionOptions, tf2onnx's graph of the same weights (before tuning)",
     "tf": "TensorFlow, reloaded SavedModel `serve` through tf.function",
     "keras": "Keras `model.predict` (model.keras)",
 }
@@ -72,26 +72,16 @@ def _engine_fn(engine: str, model_dir: Path, work: Path, device: str):
     if engine.startswith("ort"):
         import onnxruntime as ort
 
-        from serving.predictor import Predictor, choose_providers
+        from serving.predictor import Predictor, choose_providers, cores_given
 
-        if engine == "ort":
-            p = Predictor(model_dir, device=device)
-            return (lambda x: p.predict_onehot(x)), {"providers": p.providers, "chunk_size": p.chunk_size,
-                                                     "calibration": p.calibration}
-        if engine == "ort-fixed":
-            from benchmarks.ceiling import fixed_plan
-            from serving.calibration import physical_cores
-            from serving.runner import Runner
+        if engine in ("ort", "ort-fixed"):
+            from benchmarks.ceiling import fixed_settings
 
-            r = Runner(model_dir, fixed_plan(physical_cores()), "dna", choose_providers(device))
-            return r.run, {"providers": r.providers, "plan": r.plan.name}
-        if engine == "ort-default":
-            s = ort.InferenceSession(str(model_dir / "model.onnx"), providers=choose_providers(device))
-        else:
-            from serving.runner import session_options
-
-            s = ort.InferenceSession(str(work / "tf2onnx.onnx"), session_options("spin"),
-                                     providers=choose_providers(device))
+            settings = fixed_settings(cores_given()) if engine == "ort-fixed" else None
+            p = Predictor(model_dir, device=device, settings=settings)
+            return (lambda x: p.predict_onehot(x)), {"providers": p.providers, "settings": p.describe()["settings"]}
+        graph = model_dir / "model.onnx" if engine == "ort-default" else work / "tf2onnx.onnx"
+        s = ort.InferenceSession(str(graph), providers=choose_providers(device))
         return (lambda x: s.run(["prob", "logit"], {"dna": x})), {"providers": s.get_providers()}
     from serving.attribution import quiet_tensorflow
 
@@ -179,7 +169,7 @@ def measure(model_dir: Path, work: Path, engines, batches=BATCHES, rounds: int =
             res = subprocess_json(["--engine", engine, "--model", str(model_dir), "--work", str(work),
                                    "--batches", ",".join(map(str, batches)), "--reps", str(reps),
                                    "--seconds", str(seconds), "--device", device])
-            for key, value in res["info"].items():  # the first process's (the one that calibrated)
+            for key, value in res["info"].items():  # the first process's
                 info.setdefault(engine, {}).setdefault(key, value)
             if "gflops" in res["info"]:
                 info[engine].setdefault("gflops_runs", []).append(res["info"]["gflops"])
@@ -199,14 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3, help="timed windows per batch size (median reported)")
     p.add_argument("--seconds", type=float, default=0.3, help="minimum length of one timed window")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="ONNX Runtime device")
-    p.add_argument("--plan", default="{}", help="profile: the plan (JSON, serving.runner.Plan fields) to profile")
+    p.add_argument("--chunk", type=int, default=128, help="profile: sequences per run (the predictor's)")
     args = p.parse_args(argv)
     if args.engine == "prepare":
         out = prepare(args.model, args.work)
     elif args.engine == "profile":
         from benchmarks.ceiling import profile
 
-        out = profile(args.model, json.loads(args.plan))
+        out = profile(args.model, args.chunk)
     elif args.engine == "peak":
         out = {"gflops": peak_gflops()}
     else:

@@ -57,7 +57,7 @@ def section_ray(model: Path, work: Path, quick: bool, repeat: int | None = None)
         "one": (["score", "--genome", str(genome), "--regions", str(one)], "-o", "tsv",
                 "`score --genome --regions`, 1 region (the fixed cost)"),
     }
-    say("ray: warm-up (a first run may calibrate the predictor)")
+    say("ray: warm-up (imports, the model load, the first runs)")
     measured(jobs["one"][0] + ["-o", str(work / "warm.tsv"), *base])
     runs: dict[tuple[str, str], list[float]] = {}
     same = True

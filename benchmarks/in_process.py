@@ -61,8 +61,8 @@ def section_inference(model: Path, work: Path, quick: bool, gflops: float, flops
                                                               for b in batches])
     rows.append(["ONNX Runtime (service) / Keras predict"] + [f"{med['ort'][b] / med['keras'][b]:.1f}x"
                                                              for b in batches])
-    rows.append(["ONNX Runtime: direct graph / tf2onnx graph (same options)"] +
-                [f"{med['ort'][b] / med['ort-tf2onnx'][b]:.2f}x" for b in batches])
+    rows.append(["ONNX Runtime defaults: direct graph / tf2onnx graph (same options)"] +
+                [f"{med['ort-default'][b] / med['ort-tf2onnx'][b]:.2f}x" for b in batches])
     per_seq = flops["total"]
     ceiling = gflops * 1e9 / per_seq
     best = max(med["ort"].values())
@@ -89,18 +89,15 @@ def section_inference(model: Path, work: Path, quick: bool, gflops: float, flops
 
 
 def _ceiling_part(model: Path, res: dict, gflops: float, flops: dict) -> str:
-    """Section 1b (benchmarks/ceiling.py): the calibrated plan, ORT defaults and the old fixed options against the
-    ceiling, and a one-core ONNX Runtime profile of the chosen graph."""
-    import json
-
+    """Section 1b (benchmarks/ceiling.py): the predictor's fixed settings, ORT defaults and the old fixed options
+    against the ceiling, and a one-core ONNX Runtime profile of model.onnx in the predictor's run size."""
     from benchmarks.ceiling import executed_filters, profile_env, section_ceiling
 
-    calibration = res["info"]["ort"].get("calibration", {})
-    plan = calibration.get("plan", {})
-    prof = bi.subprocess_json(["--engine", "profile", "--model", str(model), "--plan", json.dumps(plan)],
-                              env=profile_env())
-    filters = executed_filters(model, plan.get("file", "model.onnx")) or flops.get("padded_filters", 0)
-    return section_ceiling(res["median"], res["info"], gflops, calibration, prof, flops, filters)
+    settings = res["info"]["ort"].get("settings", {})
+    chunk = str(settings.get("chunk", 128))
+    prof = bi.subprocess_json(["--engine", "profile", "--model", str(model), "--chunk", chunk], env=profile_env())
+    filters = executed_filters(model, "model.onnx") or flops.get("padded_filters", 0)
+    return section_ceiling(res["median"], res["info"], gflops, settings, prof, flops, filters)
 
 
 def section_encoding(model: Path, work: Path, quick: bool, model_rate: float) -> str:
@@ -170,6 +167,6 @@ def section_encoding(model: Path, work: Path, quick: bool, model_rate: float) ->
                     rows)
             + f"\n\nEncoding lists of 1000 strings ran at {r:.1f}x the model's rate (it takes {1 / r:.0%} of the "
               f"model's time per sequence): {verdict} (>= 5x: the model dominates; 1-5x: a visible share; "
-              f"< 1x: encoding is slower). Reading the FASTA file as blocks (serving/fasta_parse.py, numpy over a few "
+              f"< 1x: encoding is slower). Reading the FASTA file as blocks (serving/fasta.py, numpy over a few "
               f"MB at a time) and encoding ran at {med[plain]:.1f}x the model's rate ({med[gz]:.1f}x from gzip, "
               f"decompressed by a second thread); one Record per sequence (`read_fasta`): {med[fasta]:.1f}x.")

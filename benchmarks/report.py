@@ -32,14 +32,14 @@ The tables above are this run's measurements.
   single-thread profile at batch 1000 that reorder alone took ~2.5 of ~11.7 ms (measured earlier). The dense
   rows are permuted to ONNX's flatten order at export. Section 1's 'direct graph / tf2onnx graph' row measures
   the difference in this run.
-- **Session options, graph layout and chunking are chosen per machine** (serving/calibration.py, section 1b prints
-  the candidates timed in this run): the first landing's fixed options (no spinning, chunks of 1024) were slower than
-  ONNX Runtime's defaults on a 2-core Intel Xeon (Skylake), so the predictor now times ONNX Runtime's defaults
-  against tuned variants at its first start and keeps the fastest that passes parity (cached per CPU). Measured while
-  tuning (CPU time, one thread, this AMD EPYC): the conv's output stays in cache when a run holds <= 256 sequences
-  (~93k sequences/s per core) and not at 1024 (~78k), and two single-thread sessions fed by two Python threads
-  scaled better than one two-thread session on 2 cores. Filters padded to 24 instead of 32 ran slower here (ONNX
-  Runtime pads to its 16-channel AVX-512 block internally and reorders the output), so that variant is for AVX2.
+- **Fixed session settings, chosen by measurement** (serving/predictor.py; `python -m benchmarks.ort_settings`
+  measures them against ONNX Runtime's defaults, docs/performance.md "ONNX Runtime settings"): one session on
+  model.onnx with one intra-op thread, each batch cut into runs of 128 that the predictor's Python threads (one per
+  core given) run at once. Nothing is timed at start. The first landing's fixed options (no spinning, chunks of 1024)
+  were slower than ONNX Runtime's defaults on a 2-core Intel Xeon (Skylake); measured while tuning (CPU time, one
+  thread, this AMD EPYC): the conv's output stays in cache when a run holds <= 256 sequences (~93k sequences/s per
+  core) and not at 1024 (~78k), and two single-thread runs side by side scaled better than one two-thread session
+  on 2 cores. `bindcnn tune` may store other settings for one machine in the model's metadata.json.
 - **Tried, not kept** (measured earlier): a 1-D Conv graph (no NCHWc path: ~1.3x slower than the blocked 2-D
   conv); an im2col (Gather + MatMul) graph (2x slower); saving ONNX Runtime's optimised model (ONNX Runtime
   warns the NCHWc form is hardware-specific, and session creation is well under 0.1 s anyway). While tuning for
@@ -47,31 +47,26 @@ The tables above are this run's measurements.
   reshaped to (L/P, 4P), Slice+Concat im2col + MatMul, max-pool as ReduceMax) ran 0.35-0.9x model.onnx for P = 1-8;
   the same as a Conv with 4P input channels 0.6-0.9x (ONNX Runtime reorders the input to 16-channel blocks, which
   doubles the work for P = 2); uint8 codes cast and one-hot-expanded inside the graph (Gather) 0.86x (numpy's
-  expansion per chunk, serving/runner.py, costs less).
+  expansion per run, serving/predictor.py, costs less).
 - **Encoding** (serving/dna.py): one-hot rows are copied as single 16-byte items with `take()`, and codes come
   from one `bytes.translate` through a 256-byte table (`ascii_codes`; a 65,536-entry pair table read with `take()`
   was as fast alone but widened its index to int64 first: 13 MB to fault in and zero per 16,384-record batch, 39 vs
   28 ms of a 200,000-record score run). `check_onehot` tests 'one base per position' with four
   strided adds instead of a sum over the length-4 axis (measured earlier: 2.7 -> 0.7 ms per 1000 sequences).
-- **FASTA** (serving/fasta_parse.py): ~1 MB of text at a time; numpy finds the line breaks and header lines,
-  one boolean compress joins the sequence lines, one gather + one decode + one split gives the headers; text with
-  anything unusual (non-ASCII, whitespace inside sequence lines) goes through the line-by-line parser instead,
-  with the same records and errors. gzip is decompressed one block ahead on another thread with ISA-L
+- **FASTA** (serving/fasta.py): ~1 MB of text at a time; numpy finds the line breaks and header lines,
+  one boolean compress joins the sequence lines, one gather + one decode + one split gives the headers (blanks at
+  line ends and UTF-8 text handled by the same parser). `score --local` took 1.1-1.3x as long with a line-by-line
+  parser (issue 23). gzip is decompressed one block ahead on another thread with ISA-L
   (python-isal: 0.044 vs 0.12 s for zlib on the 42 MB file; both release the GIL). With the in-process predictor,
-  `score` starts each batch on the model's other thread (Predictor.start_codes), reads and checks the next batch
-  and writes the rows done on its own thread, then helps finish the batch (serving/scoring/score.py): two threads
-  on two cores. Reading ahead on a third thread measured no faster; this was 0.80x against 0.78x in-process for
-  the whole command (8 alternating runs). It reads ahead only where the model runs elsewhere (a service, a GPU).
-- **The caller works too** (serving/runner.py `Job`): a parallel plan's caller runs parts of its batch beside the
-  pool's thread instead of waiting on all of them (predict_onehot on 200,000 sequences: 1.09-1.11 s against
-  1.17-1.19 s, measured while tuning); this raised the in-process reference of every ratio in sections 3b-3c.
+  `score` reads, checks and writes on its own thread while the predictor's threads run each batch; it reads ahead
+  on a second thread only where the model runs elsewhere (a service, a GPU).
 - **Server answers** (serving/service/responses.py, fastpath.py): scores are written as JSON with %.9g in one
   step instead of BentoML's pydantic dump + json.dumps (~1 ms of worker CPU per 1000 sequences, measured while
   tuning), and /predict_codes takes the code bytes as a raw body in an ASGI middleware before BentoML's multipart
   parsing and temporary file (~3 ms less worker CPU per 1000-sequence request than the multipart form), and
-  answers float32 bytes to a client that asks (`Accept: application/octet-stream`). The scoring client sends them
-  over the standard library's http.client (serving/http_connection.py): ~0.5-0.65 ms of client CPU per
-  1000-sequence request against 1.5-1.7 ms with httpx and JSON (measured while tuning).
+  answers float32 bytes to a client that asks (`Accept: application/octet-stream`). The scoring client sends the
+  code bytes with httpx (serving/client.py); the standard library's http.client took less client CPU but made
+  `score --url` only ~1.09x faster (issue 23), not enough to keep a second HTTP client.
 - **Where HTTP time goes** (measured earlier): a sampling profile of the predictor worker during /predict_onehot
   put ~70% of the request in `session.run`; the rest was the upload spooled to a temporary file for the `Path`
   parameter, `check_onehot` (~0.7 ms) and sending the response (multipart parsing itself ~0.15 ms).
