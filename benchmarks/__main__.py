@@ -1,5 +1,6 @@
 """The whole benchmark suite (`python -m benchmarks`, `make bench`): model throughput vs TensorFlow, encoding, HTTP,
-batching under load, start-up, scanning, training, GPU, genome scale; prints markdown tables (--write also saves them).
+batching under load, start-up, scanning, training, GPU, genome scale, the shared-computation engine; prints markdown
+tables (--write also saves them; the engine section also goes to RESULTS-engine.md beside that file).
 
     python -m benchmarks [--quick] [--write benchmarks/RESULTS.md] [--model models/NAME] [--skip training,...]
 
@@ -7,7 +8,7 @@ Not part of the test suite. Figures are medians of several runs; the machine may
 ratios measured in one run. Exit code 0 when the suite ran (targets missed are reported, not errors), 1 on failure.
 """
 # This file only parses the options, runs the chosen sections (in_process.py: 1-2, http_service.py: 3 and 5,
-# batching.py: 4, scan_train_gpu.py: 6-8, bench_genome.py: 9) and writes the report (report.py).
+# batching.py: 4, scan_train_gpu.py: 6-8, bench_genome.py: 9, bench_engine.py: 10) and writes the report (report.py).
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ from benchmarks.report import NOTES, ROOT, header, machine, say
 from serving.store import DEFAULT_MODEL_DIR
 
 SECTIONS = ("inference", "encoding", "http", "transport",
-            "batching", "startup", "scanning", "training", "gpu", "genome", "logos")
+            "batching", "startup", "scanning", "training", "gpu", "genome", "logos", "engine")
 SERVER_SECTIONS = {"http", "transport", "batching", "startup", "scanning"}
 
 
@@ -123,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
 
         say("9. genome scale (bench_genome.py)")
         parts.append(section_genome(model, work / "genome", quick))
+    engine_text = None
+    if "engine" not in skip:
+        from benchmarks.bench_engine import section_engine
+
+        say("10. shared-computation engine (bench_engine.py)")
+        engine_text = section_engine(model, work / "engine", quick)
+        parts.append(engine_text)
 
     given = argv if argv is not None else sys.argv[1:]
     command = "python -m benchmarks" + (" " + " ".join(given) if given else "")
@@ -132,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         args.write.write_text(doc)
         say(f"wrote {args.write}")
+        if engine_text is not None:
+            from benchmarks.bench_engine import results_document
+
+            (args.write.parent / "RESULTS-engine.md").write_text(results_document(command, engine_text))
     return 0
 
 

@@ -60,35 +60,52 @@ def mutagenesis_codes(predictor, codes: np.ndarray, rc: bool = False) -> tuple[n
 def mutagenesis_records(predictor, records: Iterable, rc: bool = False, rid: str | None = None
                         ) -> Iterator[tuple[object, np.ndarray | None, float | None, str]]:
     """FASTA Records (or only the one named rid) -> (record, delta (L, 4) float32, reference logit, "") in input
-    order, or (record, None, None, reason) for one that cannot be scored (bad character, wrong length)."""
-    L = predictor.length
-    batch: list[tuple[object, np.ndarray | None, str]] = []
+    order, or (record, None, None, reason) for one that cannot be scored (bad character, wrong length).
+    RECORDS_PER_PASS records at a time; the next pass is computed on a thread while the caller handles this one."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    def flush():
-        good = [codes for _, codes, _ in batch if codes is not None]
-        deltas, refs = mutagenesis_codes(predictor, np.stack(good), rc) if good else (None, None)
-        k = 0
-        for rec, codes, reason in batch:
-            if codes is None:
-                yield rec, None, None, reason
-            else:
-                yield rec, deltas[k], float(refs[k]), ""
-                k += 1
-        batch.clear()
+    with ThreadPoolExecutor(1, thread_name_prefix="bindcnn-mutagenesis") as pool:
+        pending = None
+        for batch in _passes(records, rid, predictor.length, predictor.alphabet):
+            ahead = pool.submit(_score_pass, predictor, batch, rc)
+            if pending is not None:
+                yield from pending.result()
+            pending = ahead
+        if pending is not None:
+            yield from pending.result()
 
+
+def _passes(records: Iterable, rid: str | None, length: int, alphabet: str) -> Iterator[list]:
+    """Lists of (record, codes (L,) uint8 or None, reason), RECORDS_PER_PASS long (the last one shorter)."""
+    batch = []
     for i, rec in enumerate(records):
         if rid is not None and rec.id != rid:
             continue
         try:
-            codes = to_codes(rec.sequence, i, predictor.alphabet)
-            if len(codes) != L:
-                raise SequenceError(length_reason(len(codes), L), i)
+            codes = to_codes(rec.sequence, i, alphabet)
+            if len(codes) != length:
+                raise SequenceError(length_reason(len(codes), length), i)
             batch.append((rec, codes, ""))
         except SequenceError as exc:
             batch.append((rec, None, exc.reason))
         if len(batch) >= RECORDS_PER_PASS:
-            yield from flush()
-    yield from flush()
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _score_pass(predictor, batch: list, rc: bool) -> list[tuple]:
+    good = [codes for _, codes, _ in batch if codes is not None]
+    deltas, refs = mutagenesis_codes(predictor, np.stack(good), rc) if good else (None, None)
+    out, k = [], 0
+    for rec, codes, reason in batch:
+        if codes is None:
+            out.append((rec, None, None, reason))
+        else:
+            out.append((rec, deltas[k], float(refs[k]), ""))
+            k += 1
+    return out
 
 
 HEADER = "id\tposition\tref\t"  # then delta_logit_<base> for each letter of the alphabet
@@ -100,9 +117,16 @@ def header(alphabet: str = ALPHABET) -> str:
 
 
 def write_mutagenesis(fh: IO[str], delta: np.ndarray, seq: str, rid: str = "sequence") -> None:
-    """One record's rows (no header): id, position (1-based), reference base (upper case), delta (L, 4) by column."""
-    fh.write("".join(f"{rid}\t{i}\t{base}\t" + "\t".join(f"{d:.6g}" for d in row) + "\n"
-                     for i, (base, row) in enumerate(zip(seq.upper(), np.asarray(delta).tolist()), 1)))
+    """One record's rows (no header): id, position (1-based), reference base (upper case), delta (L, 4) by column
+    ('%.6g'), formatted by one % over the whole record (~2x faster than per value: whole FASTAs are written)."""
+    delta = np.asarray(delta, np.float32)
+    n, width = delta.shape
+    fields = [None] * (n * (width + 2))
+    fields[0::width + 2] = range(1, n + 1)
+    fields[1::width + 2] = seq.upper()
+    for j in range(width):
+        fields[2 + j::width + 2] = delta[:, j].tolist()
+    fh.write((rid.replace("%", "%%") + "\t%d\t%s" + "\t%.6g" * width + "\n") * n % tuple(fields))
 
 
 def mean_centred(delta: np.ndarray) -> np.ndarray:
