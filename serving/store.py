@@ -14,6 +14,7 @@ DEFAULT_MODEL_NAME = "ctcf"  # the ONE default: models/ctcf, ctcf:latest in the 
 DEFAULT_MODEL_TAG = f"{DEFAULT_MODEL_NAME}:latest"
 DEFAULT_MODEL_DIR = f"models/{DEFAULT_MODEL_NAME}"
 MODEL_ENV = "BINDCNN_MODEL"  # the tag the service loads
+MODELS_ENV = "BINDCNN_MODELS"  # several tags, comma-separated: the service serves them side by side
 
 
 def check_name(name: str) -> str:
@@ -51,8 +52,20 @@ def register(model_dir: str | os.PathLike) -> str:
 
 
 def model_tag() -> str:
-    """The tag the service serves: $BINDCNN_MODEL or the default."""
-    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL_TAG
+    """The tag the service serves by default: the first of model_tags()."""
+    return model_tags()[0]
+
+
+def model_tags() -> list[str]:
+    """The tags the service serves, the default first: $BINDCNN_MODELS (comma-separated, e.g. "ctcf,rest"), else
+    $BINDCNN_MODEL, else ctcf:latest. A name without a version means its latest; a name given twice is refused."""
+    raw = os.environ.get(MODELS_ENV) or os.environ.get(MODEL_ENV) or DEFAULT_MODEL_TAG
+    tags = [t.strip() if ":" in t else f"{t.strip()}:latest" for t in raw.split(",") if t.strip()]
+    names = [t.split(":")[0] for t in tags]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if not tags or dup:
+        raise ValueError(f"{MODELS_ENV}={raw!r}: " + (f"{', '.join(dup)} given twice" if dup else "no model named"))
+    return tags
 
 
 def resolve(tag: str | None = None) -> Path:

@@ -49,6 +49,37 @@ def trained(tmp_path_factory, synthetic_h5, bentoml_home) -> dict:
     return {"dir": root / TEST_MODEL_NAME, "meta": meta, "tag": meta["bentoml_tag"], "data": synthetic_h5}
 
 
+SECOND_MODEL_NAME = "testrest"
+SECOND_MOTIF = "MA0138"  # REST: a second factor's built-in set (issue 26)
+
+
+@pytest.fixture(scope="session")
+def second_model(trained) -> dict:
+    """A second factor's model (REST, JASPAR MA0138 planted in the built-in set), trained only when a test asks,
+    exported beside `trained` (same models folder) and registered: {'dir', 'meta', 'tag', 'data'}."""
+    from training.datasets.jaspar import fetch_jaspar
+    from training.datasets.synthetic import write_synthetic
+    from training.pipeline import train_and_export
+
+    root = trained["dir"].parent
+    data = write_synthetic(trained["data"].parent / "rest.h5", n=TEST_N, seed=8, matrix=fetch_jaspar(SECOND_MOTIF))
+    meta = train_and_export(data, SECOND_MODEL_NAME, root, epochs=15, seed=0, verbose=False)
+    return {"dir": root / SECOND_MODEL_NAME, "meta": meta, "tag": meta["bentoml_tag"], "data": data}
+
+
+@pytest.fixture(scope="session")
+def second_model(tmp_path_factory, bentoml_home) -> dict:
+    """A second, different model (another seed of the built-in set, a few epochs) registered beside `trained`, for
+    tests of several models side by side; trained only when a test asks for it. Keys as `trained`."""
+    from training.datasets.synthetic import write_synthetic
+    from training.pipeline import train_and_export
+
+    data = write_synthetic(tmp_path_factory.mktemp("data2") / "second.h5", n=2000, seed=11)
+    root = tmp_path_factory.mktemp("models2")
+    meta = train_and_export(data, "testsecond", root, epochs=4, seed=1, verbose=False)
+    return {"dir": root / "testsecond", "meta": meta, "tag": meta["bentoml_tag"], "data": data}
+
+
 @pytest.fixture(scope="session")
 def predictor(trained):
     """The trained test model on ONNX Runtime, CPU."""

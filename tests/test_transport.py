@@ -85,7 +85,7 @@ def test_predict_codes_is_documented(http):
     assert "example.fa" not in op["description"]  # a FASTA is no codes upload
     raw = doc["paths"]["/raw/predict_codes"]["post"]
     assert set(raw["requestBody"]["content"]) == {"application/octet-stream"}
-    assert [p["name"] for p in raw["parameters"] if p["in"] == "query"] == ["reverse_complement_average"]
+    assert [p["name"] for p in raw["parameters"] if p["in"] == "query"] == ["reverse_complement_average", "model"]
 
 
 def test_http_predictor_sends_codes_and_matches_local(server, predictor, seqs):

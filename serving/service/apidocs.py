@@ -40,7 +40,8 @@ OPERATIONS = {
     "/mutagenesis_logo": ("explain", "In-silico saturation mutagenesis as a logo (PNG)"),
     "/saliency": ("explain", "Attribution scores per position and base (TensorFlow explainer)"),
     "/saliency_logo": ("explain", "Attribution of one sequence as a sequence logo (PNG)"),
-    "/model": ("service", "The model's metadata, execution provider, versions and limits"),
+    "/model": ("service", "The default model's metadata, execution provider, versions and limits"),
+    "/models": ("service", "The served models, a card each (factor, data, test metrics vs the PWM baseline)"),
     "/healthz": ("Infrastructure", "Liveness: the server process answers"),
     "/livez": ("Infrastructure", "Liveness: the server process answers (Kubernetes livenessProbe)"),
     "/readyz": ("Infrastructure", "Readiness: the model is loaded and requests are taken (readinessProbe)"),
@@ -120,9 +121,10 @@ def describe_spec(spec: dict[str, Any], version: str, model: dict[str, Any]) -> 
             _add_example(spec, route, op, length)
     spec["servers"] = [{"url": "/", "description": "this server"}]
     paths = spec.setdefault("paths", {})
-    if "post" in paths.get("/model", {}):
-        paths["/model"]["get"] = dict(paths["/model"]["post"], operationId="model_info_get")
-        paths["/model"]["get"].pop("requestBody", None)
+    for route in ("/model", "/models"):  # GET too (serving/service/routes.py)
+        if "post" in paths.get(route, {}):
+            paths[route]["get"] = dict(paths[route]["post"], operationId=f"{route[1:]}_get")
+            paths[route]["get"].pop("requestBody", None)
     paths[RAW_CODES] = {"post": _raw_codes_operation(length)}
     _document_validation_errors(spec)
     return spec
@@ -141,7 +143,9 @@ def _raw_codes_operation(length: int) -> dict[str, Any]:
                         "--data-binary @codes.bin -H 'Content-Type: application/octet-stream' "
                         "'http://HOST/raw/predict_codes?reverse_complement_average=false'\n```"),
         "parameters": [{"name": "reverse_complement_average", "in": "query", "required": False,
-                        "schema": {"type": "boolean"}, "description": "average both strands' logits"}],
+                        "schema": {"type": "boolean"}, "description": "average both strands' logits"},
+                       {"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": "a served model's name (GET /models); default: the first served"}],
         "requestBody": {"required": True, "content": {"application/octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}},
         "responses": {

@@ -12,7 +12,7 @@ import contextvars
 from prometheus_client import Counter, Gauge, Histogram
 
 SEQUENCES = Counter("bindcnn_sequences_scored", "Sequences scored by the model (windows of /scan not included)",
-                    ["endpoint"])
+                    ["endpoint", "model"])
 REJECTED = Counter("bindcnn_rejected_inputs", "Requests refused as bad input (4xx), by reason", ["reason"])
 WINDOWS = Counter("bindcnn_windows_scanned", "Windows scored by /scan and /scan_fasta")
 BATCH = Histogram("bindcnn_batch_size", "Sequences per model call of an endpoint (for /predict_one: per "
@@ -29,15 +29,17 @@ def model_info(name: str, version: str, provider: str, service: str = "predictor
 
 
 def current_endpoint() -> str:
-    """The route of the request being served ("predict" for /predict), from the request's note (serving.service.errors); "other"."""
+    """The route of the request being served ("predict" for /predict), from the request's note
+    (serving.service.errors); "other"."""
     note = _NOTE.get()
     return (note or {}).get("path", "/other").lstrip("/") or "other"
 
 
-def scored(n: int, endpoint: str | None = None) -> None:
-    """n sequences scored in one model call of `endpoint` (default: the current request's route)."""
+def scored(n: int, endpoint: str | None = None, model: str = "") -> None:
+    """n sequences scored in one model call of `endpoint` (default: the current request's route) by `model` (its
+    name; several models can be served side by side)."""
     endpoint = endpoint or current_endpoint()
-    SEQUENCES.labels(endpoint=endpoint).inc(n)
+    SEQUENCES.labels(endpoint=endpoint, model=model).inc(n)
     BATCH.labels(endpoint=endpoint).observe(n)
 
 

@@ -3,7 +3,7 @@ before BentoML's adaptive batching joins requests), /variants items and /salienc
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -14,13 +14,19 @@ BATCH_MAX_SIZE = 256  # sequences per /predict_one request, and per shared batch
 
 
 @functools.cache
-def served_input() -> tuple[int, str]:
-    """(sequence length, alphabet) of the served model (serving.store.model_tag), read from its metadata.json in
-    the store at the first request that needs it."""
+def served_input(model: str | None = None) -> tuple[int, str]:
+    """(sequence length, alphabet) of a served model (by name; None: the default, serving.store.model_tags),
+    read from its metadata.json in the store at the first request that needs it. ValueError for a model not
+    served."""
     from serving.artifact import read_metadata
-    from serving.store import resolve
+    from serving.store import model_tags, resolve
 
-    metadata = read_metadata(resolve())
+    tags = model_tags()
+    tag = tags[0] if not model else next((t for t in tags if model in (t, t.split(":")[0])), None)
+    if tag is None:
+        raise ValueError(f"model {model!r} is not served here; served: "
+                         f"{', '.join(t.split(':')[0] for t in tags)} (GET /models describes them)")
+    metadata = read_metadata(resolve(tag))
     return int(metadata["sequence_length"]), str(metadata["alphabet"])
 
 
@@ -46,6 +52,7 @@ class OneSequence(BaseModel):
 
     sequence: str
     reverse_complement_average: bool = False
+    model: Optional[str] = None  # a served model's name (GET /models); default: the first served
 
 
 def item_sequence(item: Union[str, OneSequence]) -> str:
@@ -57,11 +64,13 @@ def _check_items(items: list[Union[str, OneSequence]]) -> list[Union[str, OneSeq
     validated without encoding, the batch is encoded once."""
     if not items:
         raise ValueError("no sequences given")
-    length, alphabet = served_input()
-    try:
-        check_sequences([item_sequence(s) for s in items], length, alphabet)
-    except SequenceError as exc:
-        raise ValueError(str(exc)) from None
+    models = [s.model if isinstance(s, OneSequence) else None for s in items]
+    for model in dict.fromkeys(models):
+        length, alphabet = served_input(model)
+        try:
+            check_sequences([item_sequence(s) for s, m in zip(items, models) if m == model], length, alphabet)
+        except SequenceError as exc:
+            raise ValueError(str(exc) if model is None else f"model {model}: {exc}") from None
     return items
 
 
