@@ -1,5 +1,7 @@
-"""`python -m serving <command>`: the serving side's commands (see serving.cli)."""
-from serving.program import bindcnn_serve
+"""`python -m serving <command>`: the one command line, as `bindcnn` (see serving.cli)."""
+import sys
+
+from serving.cli import main
 
 if __name__ == "__main__":
-    bindcnn_serve()
+    sys.exit(main())

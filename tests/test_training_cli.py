@@ -1,4 +1,5 @@
-"""`python -m training`: every command's --help, outputs, and exit codes for bad input."""
+"""The training commands of the one command line (`bindcnn`, `python -m training`): every command's --help, outputs,
+and exit codes for bad input."""
 import json
 import subprocess
 import sys
@@ -6,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from training.cli import EXIT_BAD_INPUT, main
+from serving.cli import EXIT_USAGE as EXIT_BAD_INPUT
+from serving.cli import main
 
 COMMANDS = ["synthetic", "fasta", "peaks", "download", "train", "export", "register", "evaluate", "saliency",
             "motifs", "judge"]

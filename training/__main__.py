@@ -1,5 +1,7 @@
-"""`python -m training <command>`: the training commands (see training.cli)."""
-from training.program import bindcnn_train
+"""`python -m training <command>`: the one command line, as `bindcnn` (serving.cli), kept for scripts."""
+import sys
+
+from serving.cli import main
 
 if __name__ == "__main__":
-    bindcnn_train()
+    sys.exit(main())

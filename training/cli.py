@@ -1,20 +1,22 @@
-"""The one command line, `bindcnn <command>`: the training commands (synthetic, fasta, peaks, download, train,
-export, register, evaluate, saliency, motifs, judge) and the serving ones (score, scan, variants, mutagenesis, serve).
+"""The training commands (synthetic, fasta, peaks, download, train, export, register, evaluate, saliency, motifs,
+judge): their parsers and how they run. serving/cli adds them to the one command line, `bindcnn` (also
+`python -m training` and `python -m serving`), where training's extra is installed.
 
-`python -m training` keeps the training commands alone. Exit codes: 0 success; 1 the work failed (e.g.
-ONNX/TensorFlow parity); 2 bad arguments or input; 3 scored with rejects (scoring); 130 interrupted.
+Exit codes (serving/cli/parsers.py): 0 success; 1 the work failed (e.g. ONNX/TensorFlow parity); 2 bad arguments or
+input; 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from serving.cli.parsers import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from serving.cli.parsers import EXIT_USAGE as EXIT_BAD_INPUT
 from serving.store import DEFAULT_MODEL_NAME
-from training.commands import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, cmd_download, cmd_evaluate,
-                               cmd_export, cmd_fasta, cmd_judge, cmd_motifs, cmd_peaks, cmd_register, cmd_saliency,
-                               cmd_synthetic, cmd_train)
+from training.commands import (cmd_download, cmd_evaluate, cmd_export, cmd_fasta, cmd_judge, cmd_motifs, cmd_peaks,
+                               cmd_register, cmd_saliency, cmd_synthetic, cmd_train)
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "main", "training_main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "add_commands", "main", "run"]
 
 EPILOG = "exit codes: 0 done; 1 the work failed (e.g. ONNX and TensorFlow disagree); 2 bad arguments or input; " \
          "130 interrupted (nothing partial is left in the models folder)."
@@ -215,32 +217,15 @@ def add_commands(sub) -> None:
     s.set_defaults(func=cmd_judge)
 
 
-def training_main(argv: list[str] | None = None) -> int:
-    """`python -m training`: the training commands only."""
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    return _run(parser.parse_args(argv))
-
-
 def main(argv: list[str] | None = None) -> int:
-    """`bindcnn`: every command of the project."""
-    from serving.cli import add_commands as add_serving_commands
+    """The whole command line (serving.cli.main), kept under this name for scripts and tests that call it."""
+    from serving.cli import main as bindcnn
 
-    parser = argparse.ArgumentParser(prog="bindcnn", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_commands(sub)
-    add_serving_commands(sub)
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        from serving.cli import run
-
-        return run(args)
-    return _run(args)
+    return bindcnn(argv)
 
 
-def _run(args) -> int:
+def run(args) -> int:
+    """Run a parsed training command (serving.cli.main parses); returns its exit code."""
     from serving.artifact import ArtifactError
     from serving.console import say
     from serving.fasta import FastaError
@@ -256,9 +241,3 @@ def _run(args) -> int:
     except Exception as exc:  # ParityError, network errors, ...
         say(f"failed: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
-
-
-if __name__ == "__main__":
-    from training.program import bindcnn
-
-    bindcnn()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from serving.artifact import METADATA_FILE
 from serving.attribution import quiet_tensorflow
+from serving.cli.parsers import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK  # the exit codes, defined once there
+from serving.cli.parsers import EXIT_USAGE as EXIT_BAD_INPUT
 from serving.console import say
 from serving.store import DEFAULT_MODEL_NAME, register
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def cmd_synthetic(args) -> int:

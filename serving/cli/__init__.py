@@ -1,16 +1,51 @@
-"""The serving side's command line: score, scan, variants, mutagenesis and serve (`bindcnn <command> --help`;
-`python -m serving <command>` and `bindcnn-serve` too). Heavy imports wait until the arguments are parsed.
+"""The one command line, `bindcnn <command>` (also `python -m serving`): the serving commands (score, scan, variants,
+mutagenesis, tune, serve) and, where training's extra is installed, the training commands of training/cli.py. In
+the predictor image (no TensorFlow, no training/) a training command says which extra to install and exits 2.
+Heavy imports wait until the arguments are parsed; exit codes: serving/cli/parsers.py.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
-from serving.cli.parsers import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE, add_commands
+from serving.cli.parsers import (EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE,
+                                 INSTALL_TRAIN, TRAINING_COMMANDS, add_commands)
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REJECTS", "EXIT_USAGE", "add_commands", "main",
-           "run"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REJECTS", "EXIT_USAGE",
+           "add_commands", "main", "run", "training_installed"]
+
+
+def training_installed() -> bool:
+    """True where the training commands can run: TensorFlow and the training package are importable."""
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "training"))
+    except (ImportError, ValueError):  # a module set to None in sys.modules (how an import is blocked)
+        return False
+
+
+def _training_cli():
+    """training.cli, the training commands' parsers and runner; imported only here, and only when installed
+    (serving never imports training otherwise: tests/test_layout.py)."""
+    import training.cli
+
+    return training.cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command: the serving ones, then the training ones (or, where not installed, their names)."""
+    parser = argparse.ArgumentParser(prog="bindcnn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_commands(sub)
+    if training_installed():
+        _training_cli().add_commands(sub)
+    else:
+        for name in TRAINING_COMMANDS:
+            sub.add_parser(name, help=f"a training command: needs {INSTALL_TRAIN}", add_help=False)
+    return parser
 
 
 def make_predictor(args):
@@ -26,7 +61,8 @@ def make_predictor(args):
 
 
 def run(args) -> int:
-    """Run a parsed serving command; returns its exit code (documented in each command's --help)."""
+    """Run a parsed serving command; returns its exit code (documented in each command's --help). A closed
+    stdout (BrokenPipeError) is left to main()."""
     from serving.artifact import ArtifactError
     from serving.dna import SequenceError
     from serving.fasta import FastaError
@@ -35,6 +71,14 @@ def run(args) -> int:
         from serving.cli.serve import cmd_serve
 
         return cmd_serve(args)
+    if args.command == "tune":
+        from serving.tuning import cmd_tune
+
+        try:
+            return cmd_tune(args)
+        except (ArtifactError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     for name in ("input", "fasta", "variants", "genome", "regions", "vcf"):
         path = getattr(args, name, None)
         if path and path != "-" and not Path(path).is_file():
@@ -61,6 +105,8 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise
     except (FastaError, SequenceError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -73,8 +119,30 @@ def run(args) -> int:
             close()
 
 
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in TRAINING_COMMANDS and not training_installed():
+        print(f"error: `bindcnn {argv[0]}` is a training command, not installed here (this is the predictor "
+              f"install, without TensorFlow). Install it with: {INSTALL_TRAIN}", file=sys.stderr)
+        return EXIT_USAGE
+    args = build_parser().parse_args(argv)
+    if args.command in TRAINING_COMMANDS:
+        return _training_cli().run(args)
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    return run(parser.parse_args(argv))
+    """`bindcnn` and `python -m serving`: parse, run, return the exit code. When a reader closes stdout early
+    (`| head`), the rest of the output is dropped without a traceback and the code is EXIT_BROKEN_PIPE (the
+    recipe of Python's signal documentation, "Note on SIGPIPE")."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before a training or explaining command imports TF
+    try:
+        code = _dispatch(sys.argv[1:] if argv is None else list(argv))
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        try:  # later writes (and the interpreter's final flush) go nowhere instead of raising again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EXIT_BROKEN_PIPE

@@ -1,5 +1,7 @@
-"""Arguments of the serving commands (score, scan, variants, mutagenesis, serve), shared by `bindcnn` and
-`python -m serving`; exit codes; each command's description says what it does before listing its options."""
+"""The command line's parts that hold for every command: the exit codes (defined here once, for the serving and the
+training commands alike), the list of training commands (so `bindcnn --help` names them where training is not
+installed), and the arguments of the serving commands (score, scan, variants, mutagenesis, tune, serve); each
+command's description says what it does before listing its options."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +10,16 @@ from serving.store import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TAG
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run stopped part-way (service unreachable after retries): re-run with --resume
-EXIT_USAGE = 2  # bad arguments, unreadable or malformed input, no model: nothing (more) was scored
+EXIT_USAGE = 2  # bad arguments, unreadable or malformed input, no model, a command whose extra is not installed
 EXIT_REJECTS = 3  # finished, but some records/variants could not be scored (listed; NA in the output)
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # stdout was closed early (`bindcnn score ... | head`): 128 + SIGPIPE, as a shell reports it
+
+INSTALL_TRAIN = "pip install 'bindcnn[train]'"
+# The training commands, added by training/cli.py where TensorFlow and training/ are installed; their names are here
+# so that `bindcnn --help` lists them and `bindcnn train` can say what to install where they are not.
+TRAINING_COMMANDS = ("synthetic", "fasta", "peaks", "download", "train", "export", "register", "null", "evaluate",
+                     "saliency", "motifs", "judge")
 
 EPILOG = """exit codes: 0 every record scored; 1 the run stopped part-way (the message names the first
 record not scored; re-run with --resume to continue); 2 bad arguments, input or model (a malformed file
@@ -99,7 +108,7 @@ def _genome_args(p: argparse.ArgumentParser, scan: bool) -> None:
 
 
 def add_commands(sub) -> None:
-    """Add score, scan, variants, mutagenesis and serve to an argparse subparsers object."""
+    """Add score, scan, variants, mutagenesis, tune and serve to an argparse subparsers object."""
     p = sub.add_parser("score", help="score every record of a FASTA / .npy / HDF5 file (TSV)",
                        description="Score every record of INPUT (FASTA or gzipped FASTA, streamed; a one-hot .npy "
                        "(N, L, 4) or (N, 4, L); or an HDF5 file with x_* datasets) and write a TSV "
@@ -179,6 +188,21 @@ def add_commands(sub) -> None:
     m.add_argument("--png", help="logo PNG of the mean-centred logit changes of the first record scored")
     _backend_args(m)
     m.set_defaults(handler=_handler("serving.cli.analysis", "cmd_mutagenesis"))
+
+    t = sub.add_parser("tune", help="time a few ONNX Runtime settings here and store the fastest in metadata.json",
+                       description="Time the predictor's CPU settings (its fixed defaults and a few others: run "
+                       "sizes, Python threads or intra-op threads) on this machine, in interleaved rounds at batches "
+                       "of 1000 and 4096, and store the fastest in the model's metadata.json as runtime_plan, with "
+                       "what it was tuned for (model.onnx's sha256, the CPU, the threads, ONNX Runtime's version). "
+                       "Every later predictor of this model that matches uses it; one that does not says so and "
+                       "uses the fixed defaults. Optional: nothing runs it implicitly. Exit codes: 0 done; 2 no "
+                       "such model or a model that fails its checks.")
+    t.add_argument("--model", default=DEFAULT_MODEL_DIR, help=f"exported model folder (default {DEFAULT_MODEL_DIR})")
+    t.add_argument("--threads", type=int, default=None,
+                   help="tune for this many threads (default: the cores given; the service's workers use "
+                   "BINDCNN_THREADS, 1 each by default)")
+    t.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
+    t.add_argument("--dry-run", action="store_true", help="print the timings and the choice, write nothing")
 
     s = sub.add_parser("serve", help="serve a model over HTTP (bentoml serve; Ctrl-C stops it and its workers)",
                        description="Run the HTTP service (`bentoml serve serving.service.app:BindCNN`) for a model "

@@ -48,6 +48,8 @@ def cmd_score(args, predictor) -> int:
         print(f"error: {args.input}: {exc} (records before it are in {args.output or 'stdout'}; fix the file "
               "and re-run)", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader of stdout is gone (`| head`): serving.cli.main ends quietly
+        raise
     except (KeyboardInterrupt, Exception) as exc:
         progress.close()
         done = progress.done
