@@ -1,5 +1,5 @@
-"""The training commands (synthetic, fasta, peaks, download, train, export, register, evaluate, saliency, motifs,
-judge): their parsers and how they run. serving/cli adds them to the one command line, `bindcnn` (also
+"""The training commands (synthetic, fasta, peaks, download, train, export, register, null, evaluate, saliency,
+motifs, judge): their parsers and how they run. serving/cli adds them to the one command line, `bindcnn` (also
 `python -m training` and `python -m serving`), where training's extra is installed.
 
 Exit codes (serving/cli/parsers.py): 0 success; 1 the work failed (e.g. ONNX/TensorFlow parity); 2 bad arguments or
@@ -38,6 +38,11 @@ DESCRIPTIONS = {
     "export": "Re-export an exported model's weights (model.keras) as a new version: SavedModel + ONNX, "
               "parity-checked, metadata and checksums rewritten.",
     "register": "Add an exported model folder to the BentoML model store (what bentoml serve / build use).",
+    "null": "Draw the model's null of substitution effects (what variant p-values are measured against): random "
+            "single-base substitutions at the centre of windows of the built-in genome-like background, scored by "
+            "the folder's model.onnx, stored as null_effects.npy and described in metadata.json; the folder gets a "
+            "new version (checksums rewritten) and is registered. train and export do this already; this is for "
+            "folders exported before.",
     "evaluate": "Accuracy, AUROC and AUPR of an exported model (ONNX Runtime) on a dataset's splits, one strand and "
                 "both strands averaged, beside the PWM baseline (best JASPAR MA0139.1 match per sequence); "
                 "metrics.json and the ROC/PR plot.",
@@ -153,6 +158,16 @@ def add_commands(sub) -> None:
                        description=DESCRIPTIONS["register"], epilog=EPILOG)
     s.add_argument("--model", type=Path, required=True, help="an exported model folder, e.g. models/ctcf")
     s.set_defaults(func=cmd_register)
+
+    from training.null_effects import NULL_DRAWS, NULL_SEED, cmd_null
+
+    s = sub.add_parser("null", help="add the null of substitution effects (variant p-values) to a model folder",
+                       description=DESCRIPTIONS["null"], epilog=EPILOG)
+    s.add_argument("--model", type=Path, required=True, help="an exported model folder, e.g. models/ctcf")
+    s.add_argument("--n", type=int, default=NULL_DRAWS, help="substitutions to draw (default %(default)s)")
+    s.add_argument("--seed", type=int, default=NULL_SEED, help="random seed (default %(default)s)")
+    s.add_argument("--no-register", action="store_true", help="do not add the new version to the BentoML model store")
+    s.set_defaults(func=cmd_null)
 
     s = sub.add_parser("evaluate", help="metrics of an exported model (ONNX Runtime) on a dataset",
                        description=DESCRIPTIONS["evaluate"], epilog=EPILOG)

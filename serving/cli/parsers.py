@@ -146,7 +146,9 @@ def add_commands(sub) -> None:
                        description="For each variant (TSV `chrom pos ref alt [id]`, 1-based pos; VCF; or BCF), cut "
                        "the model-length window centred on it from the reference (an indexed FASTA read by interval: "
                        "--genome or --fasta, the same), check `ref` against it, and report ref/alt probability and "
-                       "logit and their alt - ref deltas. Variants that cannot be scored get NA and a status: ref "
+                       "logit, their alt - ref deltas and the delta's p_value against the model's null of random "
+                       "substitutions (NA without one: `bindcnn null`). Variants that cannot be scored get NA and a "
+                       "status: ref "
                        "mismatch, unknown chromosome, or window_off_chromosome (the centred window does not fit inside "
                        "the chromosome; windows are never shifted). Records named chrom:start-end are that piece of "
                        "chrom (--coords). --vcf-out writes an annotated VCF; input is read in chunks, memory bounded.",
@@ -160,8 +162,7 @@ def add_commands(sub) -> None:
                    "messages name its records): one row per ALT allele; symbolic alleles, '*' and breakends keep "
                    "their row with a status")
     g.add_argument("--vcf-out", help="annotated copy of the VCF (.vcf or bgzip .vcf.gz) with INFO BINDCNN_STATUS, "
-                   "BINDCNN_REF_PROB, "
-                   "BINDCNN_ALT_PROB and BINDCNN_DELTA_LOGIT")
+                   "BINDCNN_REF_PROB, BINDCNN_ALT_PROB, BINDCNN_DELTA_LOGIT and BINDCNN_P")
     g.add_argument("--pass-only", action="store_true",
                    help="score only records whose FILTER is PASS or '.'; the others are left out (and counted)")
     g.add_argument("--chunk", type=int, default=4096, help="records read and scored at a time (default 4096)")
@@ -169,6 +170,12 @@ def add_commands(sub) -> None:
     v.add_argument("-o", "--output", help="output TSV (default: stdout)")
     v.add_argument("--coords", choices=("auto", "bed", "one-based", "none"), default="auto",
                    help="how chrom:start-end FASTA ids are read (see `scan --help`)")
+    v.add_argument("--explain", type=int, default=0, metavar="N",
+                   help="for the N variants with the largest |delta_logit|: attribution logos of the ref and alt "
+                   "windows and their difference (PNG) and arrays (.npy), and explained.tsv; TensorFlow is loaded "
+                   "(default 0: none)")
+    v.add_argument("--explain-dir", help="folder for --explain (default: beside the output, effects.tsv -> "
+                   "effects.explain/; ./variants.explain for stdout)")
     _backend_args(v)
     v.set_defaults(handler=_handler("serving.cli.analysis", "cmd_variants"))
 
