@@ -208,6 +208,25 @@ def test_export_checks_and_describes_the_engine_files(trained):
     assert set(meta["scan_graph"]["inputs"]) == {"dna", "starts"} and "onnx_variants" not in meta
 
 
+def test_bindcnn_export_adds_the_engine_files_to_an_old_folder(trained, tmp_path):
+    from serving.predictor import Predictor
+    from training.cli import main
+
+    old = shutil.copytree(trained["dir"], tmp_path / "old")
+    meta = json.loads((old / METADATA_FILE).read_text())
+    for key in ("scan_graph", "layers"):
+        (old / meta.pop(key)["file"]).unlink()
+    meta.pop("files")
+    write_metadata(old, meta)
+    assert engine_for(Predictor(old, device="cpu")) is None
+    assert main(["export", "--model", str(old), "--no-register"]) == 0
+    predictor = Predictor(old, device="cpu")
+    assert engine_for(predictor) is not None and (old / LAYERS_FILE).is_file()
+    seq = mixed_sequence(900, 4)
+    got, want = scan_sequence(predictor, seq), scan_sequence(PerWindow(predictor), seq)
+    assert_same(got.probability, got.logit, want.probability, want.logit)
+
+
 def test_a_mismatch_fails_the_export():
     from training.export import ParityError, agreement
 
