@@ -60,13 +60,12 @@ The tables above are this run's measurements.
   (python-isal: 0.044 vs 0.12 s for zlib on the 42 MB file; both release the GIL). With the in-process predictor,
   `score` reads, checks and writes on its own thread while the predictor's threads run each batch; it reads ahead
   on a second thread only where the model runs elsewhere (a service, a GPU).
-- **Server answers** (serving/service/responses.py, fastpath.py): scores are written as JSON with %.9g in one
-  step instead of BentoML's pydantic dump + json.dumps (~1 ms of worker CPU per 1000 sequences, measured while
-  tuning), and /predict_codes takes the code bytes as a raw body in an ASGI middleware before BentoML's multipart
-  parsing and temporary file (~3 ms less worker CPU per 1000-sequence request than the multipart form), and
-  answers float32 bytes to a client that asks (`Accept: application/octet-stream`). The scoring client sends the
-  code bytes with httpx (serving/client.py); the standard library's http.client took less client CPU but made
-  `score --url` only ~1.09x faster (issue 23), not enough to keep a second HTTP client.
+- **Server answers** (serving/service/app.py): BentoML writes each endpoint's answer from what it returns (a dict of
+  score lists); the raw-body route /raw/predict_codes (serving/service/routes.py, a Starlette app mounted with
+  BentoML's public mount_asgi_app) takes the code bytes without multipart parsing or a temporary file. The scoring
+  client sends code bytes there with httpx (serving/client.py); the standard library's http.client took less client
+  CPU but made `score --url` only ~1.09x faster (issue 23), not enough to keep a second HTTP client. A request
+  passes two ASGI middlewares (the body cap and upload checks, the 4xx shape and counts).
 - **Where HTTP time goes** (measured earlier): a sampling profile of the predictor worker during /predict_onehot
   put ~70% of the request in `session.run`; the rest was the upload spooled to a temporary file for the `Path`
   parameter, `check_onehot` (~0.7 ms) and sending the response (multipart parsing itself ~0.15 ms).
@@ -76,13 +75,10 @@ The tables above are this run's measurements.
   column gives both for this run.
 - **Many small clients** (section 4): each single-sequence request costs the server a fixed amount of CPU (HTTP,
   parsing, the response) against microseconds of model time per sequence, so throughput is bounded by
-  cores / (server CPU per request). Measured while tuning: with BentoML's one shared listening socket all 32
-  keep-alive clients sat on one of 2 workers (serving/service/reuseport.py now gives each worker its own
-  SO_REUSEPORT socket); BentoML's adaptive batching waited to fill batches (serving/service/microbatch.py shares
-  calls without waiting); py-spy profiles of a worker showed BentoML deriving the answer's JSON schema and
-  `inspect.signature` on every request (a prebuilt JSON answer; serving/service/signatures.py), and uvloop +
-  httptools took the HTTP layer's share down. The benchmark's own client is a raw keep-alive socket client so
-  that its CPU stays small.
+  cores / (server CPU per request). /predict_one uses BentoML's adaptive batching (`batchable=True`), and the work
+  spreads over BentoML's own workers (one per core); on many machines, replicas behind a Kubernetes Service or a
+  load balancer (deploy/). The benchmark's own client is a raw keep-alive socket client so that its CPU stays
+  small.
 - **GPU**: section 8 runs benchmarks/bench_gpu.py where nvidia-smi or /dev/nvidia0 exists: the provider of every
   node from a session profile, agreement with the CPU (TF32 on and off), IO binding and a float16 graph. The last
   GPU run is benchmarks/RESULTS-gpu.md.
