@@ -1,4 +1,4 @@
-# The image of deploy/rayjob.yaml: the deployment image (README "Bento and container images": Python, ONNX Runtime,
+# The image of deploy/rayjob.yaml: the deployment image (docs/serving.md "Bento and container images": Python, ONNX Runtime,
 # pyfaidx/pyBigWig/cyvcf2) plus Ray (the Ray Data engine, and the dashboard the RayJob submitter talks to), the
 # `bindcnn` command and the exported model at /opt/bindcnn/models/ctcf (the same path on every pod).
 #

@@ -1,4 +1,4 @@
-"""Request limits of the HTTP service, read once from the environment (documented in README "Serving").
+"""Request limits of the HTTP service, read once from the environment (documented in docs/serving.md).
 
 Each Limit carries its own environment variable and wording: beyond it the service answers 413 with a message
 naming the limit, the variable that sets it and what to do instead."""

@@ -1,7 +1,7 @@
 """How many predictor workers a server runs and how many ONNX Runtime threads each uses: on CPU one worker per
 core with one thread each (concurrent small clients scale with the cores), on GPU one worker per GPU.
 
-BINDCNN_WORKERS and BINDCNN_THREADS override the defaults (README "Deploying"). Read once, at import, because
+BINDCNN_WORKERS and BINDCNN_THREADS override the defaults (docs/serving.md "Workers and settings"). Read once, at import, because
 BentoML reads a service's worker count from its decorator.
 """
 from __future__ import annotations
