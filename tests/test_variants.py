@@ -143,3 +143,26 @@ def test_saturation_mutagenesis_and_logo(predictor, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="length 199, the model expects 200"):
         mu.saturation_mutagenesis(predictor, seq[:199])
+
+
+def test_a_long_ism_figure_magnifies_its_strongest_stretch():
+    from serving import plots
+
+    rng = np.random.default_rng(5)
+    seq = random_seq(L, 9)
+    delta = rng.normal(0, 0.01, (L, 4)).astype(np.float32)
+    delta[120:139] -= 2.0  # substitutions at 120-138 lose binding: the bases that matter
+    delta[np.arange(L), ["ACGT".index(c) for c in seq]] = 0.0
+    fig = mu.mutagenesis_figure(delta, seq, title="x: ISM")
+    fig.canvas.draw()
+    logo, heat, _, whole = fig.axes
+    s = plots.strongest_stretch(mu.reference_importance(delta, seq))
+    assert abs(s + plots.ZOOM_NT / 2 - 129) <= 3 and logo.get_xlim() == (s - 1, s + plots.ZOOM_NT)
+    assert f"positions {s}-{s + plots.ZOOM_NT - 1} of {L}" in logo.get_title()
+    assert heat.get_xlim() == logo.get_xlim() and whole.get_xlim() == (-1, L)
+    px = logo.get_window_extent().width / (plots.ZOOM_NT + 1) * plots.DPI / fig.dpi
+    assert px >= 18  # readable letters and cells (the single 200-position track: ~5 px)
+    plots.pyplot().close(fig)
+    short = mu.mutagenesis_figure(delta[:40], seq[:40])
+    assert len(short.axes) == 3  # logo, heat map, colour bar: no magnified stretch under 80 positions
+    plots.pyplot().close(short)

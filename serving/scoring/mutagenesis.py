@@ -144,24 +144,31 @@ def reference_importance(delta: np.ndarray, seq: str, alphabet: str = ALPHABET) 
     return out
 
 
-def plot_mutagenesis(delta: np.ndarray, seq: str, path: str | os.PathLike | IO[bytes], title: str = "",
-                     alphabet: str = ALPHABET) -> Path | IO[bytes]:
-    """PNG of one sequence's ISM, delta: (L, 4): on top the reference bases scaled by their importance
-    (reference_importance), below a heat map of every substitution's logit change (blue: binding lost)."""
-    from serving.plots import draw_logo, pyplot, save_figure
+def mutagenesis_figure(delta: np.ndarray, seq: str, title: str = "", alphabet: str = ALPHABET):
+    """The figure plot_mutagenesis saves. delta: (L, 4). On top the reference bases scaled by their importance
+    (reference_importance), below a heat map of every substitution's logit change (blue: binding lost), ~20 px per
+    position. Longer than serving.plots.ZOOM_AFTER: the strongest ZOOM_NT positions (serving.plots.strongest_stretch
+    of the importance) so, and the whole sequence's importance logo underneath with that stretch shaded, as the
+    attribution logos; x = 0-based position in the sequence throughout."""
+    from serving.plots import WIDE_IN, ZOOM_AFTER, ZOOM_NT, draw_logo, pyplot, strongest_stretch
 
     plt = pyplot()
     L = len(delta)
-    fig = plt.figure(figsize=(max(6.0, L / 20), 3.0))
-    logo = fig.add_axes((0.07, 0.47, 0.85, 0.43))
-    heat = fig.add_axes((0.07, 0.15, 0.85, 0.27), sharex=logo)
-    bar = fig.add_axes((0.93, 0.15, 0.008, 0.27))
-    draw_logo(logo, reference_importance(delta, seq, alphabet), alphabet)
+    importance = reference_importance(delta, seq, alphabet)
+    zoomed = L > ZOOM_AFTER
+    s, w = (strongest_stretch(importance), ZOOM_NT) if zoomed else (0, L)
+    fig = plt.figure(figsize=(WIDE_IN if zoomed else min(WIDE_IN, max(6.0, L * WIDE_IN / ZOOM_NT)),
+                              4.6 if zoomed else 3.0))
+    top, heat_y, heat_h = (0.62, 0.42, 0.17) if zoomed else (0.47, 0.15, 0.27)
+    logo = fig.add_axes((0.07, top, 0.85, 0.9 - top))
+    heat = fig.add_axes((0.07, heat_y, 0.85, heat_h), sharex=logo)
+    bar = fig.add_axes((0.93, heat_y, 0.008, heat_h))
+    draw_logo(logo, importance[s:s + w], alphabet, start=s)
     logo.set_ylabel("importance\n(-mean \u0394logit)", fontsize=7)
     logo.tick_params(labelbottom=False, labelsize=7)
-    lim = float(np.abs(delta).max()) or 1.0
-    im = heat.imshow(np.asarray(delta, np.float32).T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
-                     interpolation="nearest", extent=(-0.5, L - 0.5, len(alphabet) - 0.5, -0.5))
+    lim = float(np.abs(delta).max()) or 1.0  # the whole sequence's scale, so a stretch does not look stronger
+    im = heat.imshow(np.asarray(delta[s:s + w], np.float32).T, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
+                     interpolation="nearest", extent=(s - 0.5, s + w - 0.5, len(alphabet) - 0.5, -0.5))
     heat.set_yticks(range(len(alphabet)), list(alphabet), fontsize=7)
     heat.set_ylabel("to", fontsize=7)
     heat.set_xlabel("position", fontsize=8)
@@ -169,6 +176,24 @@ def plot_mutagenesis(delta: np.ndarray, seq: str, path: str | os.PathLike | IO[b
     cb = fig.colorbar(im, cax=bar)
     cb.set_label("\u0394logit", fontsize=7)
     cb.ax.tick_params(labelsize=6)
+    if zoomed:
+        heat.set_xlabel("")
+        whole = fig.add_axes((0.07, 0.08, 0.85, 0.22))
+        draw_logo(whole, importance, alphabet)
+        whole.axvspan(s - 0.5, s + w - 0.5, color="0.88", zorder=0, linewidth=0)
+        whole.set_ylabel("importance\n(whole)", fontsize=7)
+        whole.set_xlabel("position", fontsize=8)
+        whole.tick_params(labelsize=7)
+        title = (f"{title}: " if title else "") + f"positions {s}-{s + w - 1} of {L} (the strongest {w}), magnified"
     if title:
         logo.set_title(title, fontsize=9)
-    return save_figure(fig, path, layout=False)
+    return fig
+
+
+def plot_mutagenesis(delta: np.ndarray, seq: str, path: str | os.PathLike | IO[bytes], title: str = "",
+                     alphabet: str = ALPHABET) -> Path | IO[bytes]:
+    """PNG of one sequence's ISM, delta: (L, 4) (mutagenesis_figure: importance logo over the substitutions' heat
+    map; a long sequence's strongest stretch magnified above the whole)."""
+    from serving.plots import save_figure
+
+    return save_figure(mutagenesis_figure(delta, seq, title, alphabet), path, layout=False)
