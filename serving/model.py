@@ -93,7 +93,8 @@ class Model:
         """Variants against a reference sequence (VariantSpec, (pos, ref, alt[, id]) tuples or dicts; pos 1-based
         in `sequence`), each scored on the window of the model's length centred on it -> one dict per variant:
         id, chrom, pos, ref, alt, status ("ok" or why not scored) and, when scored, ref/alt/delta probability and
-        logit; the rows of the service's /variants."""
+        logit and the delta's p_value against the model's null of random substitutions (None where the model
+        folder has none: `bindcnn null --model DIR` adds it); the rows of the service's /variants."""
         from serving.scoring.variants import effect_rows, in_sequence, variant_effects
 
         items = [v if isinstance(v, VariantSpec) else VariantSpec(**v) if isinstance(v, dict) else VariantSpec(*v)

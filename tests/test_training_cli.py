@@ -10,8 +10,7 @@ import pytest
 from serving.cli import EXIT_USAGE as EXIT_BAD_INPUT
 from serving.cli import main
 
-COMMANDS = ["synthetic", "fasta", "peaks", "download", "train", "export", "register", "evaluate", "saliency",
-            "motifs", "judge"]
+from serving.cli.parsers import TRAINING_COMMANDS as COMMANDS  # noqa: E402 (every training command, one list)
 
 
 def test_help_for_every_command():
