@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,12 +15,15 @@ from serving.artifact import SAVED_MODEL_DIR
 from serving.shuffle import shuffled_references
 
 METHODS = ("gradient", "corrected", "expected_gradients")
-# Chosen on the built-in set (README "Explaining"): the fraction of sequences whose top-attributed 19-nt window
-# overlaps the planted CTCF instance was 0.9695 expected gradients, 0.9690 gradient, 0.9665 corrected (default
-# model, 2,000 test carriers; a tie within noise over seeds in `bindcnn judge`), and expected gradients put the
-# most of the top 19 positions inside the instance in every trial (0.81 vs corrected 0.80, gradient 0.63).
+# Chosen by `bindcnn judge --attribution` (docs/results/attribution.md, docs/explaining.md): of these three it
+# recovers the planted motif positions best (per-sequence AUROC and AUPR, Majdandzic, Rajesh & Koo 2023), ahead of
+# corrected gradients on every seed; plain grad x input is clearly last.
 DEFAULT_METHOD = "expected_gradients"
-EG_REFERENCES, EG_STEPS = 10, 16  # dinucleotide-shuffled references x integration steps per sequence
+# Dinucleotide-shuffled references x integration steps per sequence, chosen by
+# `python -m benchmarks.attribution_convergence` (benchmarks/RESULTS-attribution-convergence.md): the smallest spread
+# over reference draws with a median completeness gap <= 0.05 logit within 1,000 gradients per sequence. 10 x 16 left a
+# map's worst position moving by ~23% of its peak between draws; 50 x 16 by ~11%.
+EG_REFERENCES, EG_STEPS = 50, 16
 
 
 def quiet_tensorflow() -> None:
@@ -43,17 +47,47 @@ def quiet_tensorflow() -> None:
         os.close(devnull)
 
 
-def load_logits_fn(model_dir: str | os.PathLike):
-    """The SavedModel's `logits` endpoint: x (N, L, 4) float32 -> (N, 1) logit tensor."""
+def load_logits_fn(model_dir: str | os.PathLike, quiet: bool = False):
+    """The SavedModel's `logits` endpoint: x (N, L, 4) float32 -> (N, 1) logit tensor. Says on stderr what it
+    loads (TensorFlow's start-up takes seconds and ~600 MB: a command must not sit silent meanwhile)."""
+    import time
+
+    from serving.console import say
+
+    t0 = time.perf_counter()
+    if "tensorflow" not in sys.modules:
+        say("loading TensorFlow and the SavedModel for attribution (a few seconds, once) ...", quiet)
     quiet_tensorflow()
     import tensorflow as tf
 
     root = tf.saved_model.load(str(Path(model_dir) / SAVED_MODEL_DIR))
+    say(f"attribution model ready in {time.perf_counter() - t0:.1f} s", quiet)
 
     def logits(x):
         return root.logits(x)  # the closure keeps `root` (and so its variables) alive
 
     return logits
+
+
+def _gradient_graph(logits_fn):
+    """d sum(logit) / d x as one tf.function per logits function (forward and backward in one graph: about twice
+    as fast as an eager tape here), kept while the logits function lives."""
+    graph = _GRAPHS.get(logits_fn)
+    if graph is None:
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def graph(xb):
+            with tf.GradientTape() as tape:
+                tape.watch(xb)
+                z = tf.reduce_sum(logits_fn(xb))  # per-sequence logits are independent: sum = each one's grad
+            return tape.gradient(z, xb)
+
+        _GRAPHS[logits_fn] = graph
+    return graph
+
+
+_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def gradients(logits_fn, x: np.ndarray, corrected: bool = False, batch_size: int = 512) -> np.ndarray:
@@ -63,13 +97,9 @@ def gradients(logits_fn, x: np.ndarray, corrected: bool = False, batch_size: int
     off-simplex component of the gradient; Majdandzic & Koo)."""
     import tensorflow as tf
 
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = tf.convert_to_tensor(np.asarray(x[start:start + batch_size], np.float32))
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            z = tf.reduce_sum(logits_fn(xb))  # per-sequence logits are independent: sum = each one's grad
-        out.append(tape.gradient(z, xb).numpy())
+    graph = _gradient_graph(logits_fn)
+    out = [graph(tf.convert_to_tensor(np.asarray(x[start:start + batch_size], np.float32))).numpy()
+           for start in range(0, len(x), batch_size)]
     grad = np.concatenate(out) if out else np.zeros_like(x, np.float32)
     if corrected:
         grad = grad - grad.mean(axis=-1, keepdims=True)
@@ -89,7 +119,7 @@ def logits(logits_fn, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
 
 
 def expected_gradients(logits_fn, x: np.ndarray, references: int = EG_REFERENCES, steps: int = EG_STEPS,
-                       seed: int = 0, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                       seed: int = 0, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Expected gradients: integrated gradients (midpoint rule, `steps` points on the straight path) from
     `references` dinucleotide shuffles of each sequence (serving.shuffle.shuffled_references: drawn from the
     sequence's own letters and `seed`, so a sequence's map never depends on its row or batch), averaged.
@@ -122,7 +152,7 @@ def expected_gradients(logits_fn, x: np.ndarray, references: int = EG_REFERENCES
 
 
 def hypothetical_contributions(logits_fn, x: np.ndarray, references: int = EG_REFERENCES, steps: int = EG_STEPS,
-                               seed: int = 0, batch_size: int = 4096) -> np.ndarray:
+                               seed: int = 0, batch_size: int = 512) -> np.ndarray:
     """expected_gradients' hypothetical contributions alone: x (N, L, 4) -> (N, L, 4) float32."""
     return expected_gradients(logits_fn, x, references, steps, seed, batch_size)[0]
 

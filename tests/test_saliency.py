@@ -71,7 +71,7 @@ def test_expected_gradients_of_a_linear_model_are_exact():
     position l is w[l, b] - sum_c w[l, c] r[l, c], averaged over the references r."""
     import tensorflow as tf
 
-    from serving.attribution import attribute, hypothetical_contributions
+    from serving.attribution import EG_REFERENCES, attribute, hypothetical_contributions
     from serving.dna import encode, random_dna
     from serving.shuffle import shuffled_references
 
@@ -83,7 +83,8 @@ def test_expected_gradients_of_a_linear_model_are_exact():
     hyp = hypothetical_contributions(fn, x, references=4, steps=3, seed=9)
     np.testing.assert_allclose(hyp, want, rtol=1e-5, atol=1e-5)
     total = attribute(fn, x, "expected_gradients").sum(axis=(1, 2))  # completeness, exact when linear
-    z, z_ref = fn(x).numpy()[:, 0], fn(shuffled_references(x, 10, 0).reshape(-1, 30, 4)).numpy().reshape(5, 10)
+    k = EG_REFERENCES
+    z, z_ref = fn(x).numpy()[:, 0], fn(shuffled_references(x, k, 0).reshape(-1, 30, 4)).numpy().reshape(5, k)
     np.testing.assert_allclose(total, z - z_ref.mean(axis=1), rtol=1e-4, atol=1e-4)
 
 

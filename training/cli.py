@@ -54,7 +54,9 @@ DESCRIPTIONS = {
               "vertebrates (pyjaspar, offline); motifs.tsv, a logo per pattern beside its best match, summary.md.",
     "judge": "Judge the built-in set and training options over several seeds: per seed a fresh synthetic set and "
              "model; mean and spread of test AUROC (one strand, both strands), PWM-baseline AUROC and the "
-             "attribution-on-motif rate. Slow: one full training per seed.",
+             "attribution-on-motif rate. Slow: one full training per seed. With --attribution: per seed a small "
+             "set and model, and per attribution method (gradient, corrected, expected_gradients, ism) the "
+             "per-sequence AUROC and AUPR of attribution magnitude at the planted motif positions (a few minutes).",
 }
 
 
@@ -73,6 +75,8 @@ def add_commands(sub) -> None:
     from serving.attribution import DEFAULT_METHOD, METHODS
     from training.datasets.peaks import DEFAULT_TEST_CHROMS, DEFAULT_VALID_CHROMS
     from training.datasets.synthetic import BACKGROUNDS, DEFAULT_SYNTHETIC_N
+    from training.judge_attribution import (ATTRIBUTION_CARRIERS, ATTRIBUTION_EPOCHS, ATTRIBUTION_N,
+                                            ATTRIBUTION_PATIENCE, ISM, JUDGED)
 
     s = sub.add_parser("synthetic", help="write the built-in synthetic CTCF dataset (HDF5)",
                        description=DESCRIPTIONS["synthetic"], epilog=EPILOG)
@@ -191,7 +195,7 @@ def add_commands(sub) -> None:
     s.add_argument("--method", choices=METHODS, default=None,
                    help=f"gradient: grad x input; corrected: gradient minus its per-position mean, x input; "
                    f"expected_gradients: integrated gradients averaged over dinucleotide-shuffled references "
-                   f"(default {DEFAULT_METHOD}: it puts the top window on the true motif most often, README)")
+                   f"(default {DEFAULT_METHOD}: it recovers planted motifs best, docs/explaining.md)")
     s.add_argument("--corrected", action="store_true", help="same as --method corrected (kept for scripts)")
     s.add_argument("--max-logos", type=int, default=100, help="--fasta: draw at most this many logos "
                    "(default %(default)s)")
@@ -216,19 +220,28 @@ def add_commands(sub) -> None:
     s.add_argument("--out", type=Path, default=Path("runs/motifs"), help="output folder (default %(default)s)")
     s.set_defaults(func=cmd_motifs)
 
-    s = sub.add_parser("judge", help="train over several seeds: mean/spread of CNN vs PWM AUROC and on-motif rate",
+    s = sub.add_parser("judge", help="train over several seeds: mean/spread of CNN vs PWM AUROC and on-motif rate; "
+                       "--attribution: AUROC/AUPR of each attribution method on planted motif positions",
                        description=DESCRIPTIONS["judge"], epilog=EPILOG)
+    s.add_argument("--attribution", action="store_true",
+                   help="judge the attribution methods instead: per seed a small set and model, per method the "
+                   "per-sequence AUROC and AUPR of attribution magnitude at the planted motif positions (Majdandzic, "
+                   "Rajesh & Koo 2023); attribution.tsv and attribution.md in --out")
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default %(default)s)")
-    s.add_argument("--n", type=int, default=DEFAULT_SYNTHETIC_N, help="sequences per set (default %(default)s)")
+    s.add_argument("--n", type=int, help=f"sequences per set (default {DEFAULT_SYNTHETIC_N}; --attribution: "
+                   f"{ATTRIBUTION_N})")
     s.add_argument("--background", default="genome", choices=BACKGROUNDS, help="(default %(default)s)")
     s.add_argument("--rc-augment", action="store_true", help="train with reverse-complement copies")
-    s.add_argument("--epochs", type=int, default=100, help="maximum epochs (default %(default)s)")
-    s.add_argument("--patience", type=int, default=5, help="early-stopping patience (default %(default)s)")
-    s.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS,
-                   help="attribution methods to measure (default: all)")
-    s.add_argument("--attribution-n", type=int, default=300, help="test instance carriers attributed per seed "
-                   "(default %(default)s)")
-    s.add_argument("--out", type=Path, default=Path("runs/judge"), help="output folder (default %(default)s)")
+    s.add_argument("--epochs", type=int, help=f"maximum epochs (default 100; --attribution: {ATTRIBUTION_EPOCHS})")
+    s.add_argument("--patience", type=int, help=f"early-stopping patience (default 5; --attribution: "
+                   f"{ATTRIBUTION_PATIENCE})")
+    s.add_argument("--methods", nargs="*", choices=JUDGED,
+                   help=f"attribution methods to measure (default: {', '.join(METHODS)}; --attribution: also "
+                   f"{ISM}, in-silico mutagenesis)")
+    s.add_argument("--attribution-n", type=int, help="test instance carriers attributed per seed (default 300; "
+                   f"--attribution: {ATTRIBUTION_CARRIERS})")
+    s.add_argument("--out", type=Path, help="output folder (default runs/judge; --attribution: "
+                   "runs/judge-attribution)")
     s.set_defaults(func=cmd_judge)
 
 

@@ -201,10 +201,36 @@ def cmd_motifs(args) -> int:
 
 def cmd_judge(args) -> int:
     quiet_tensorflow()
+    if args.attribution:
+        return _judge_attribution(args)
+    from serving.attribution import METHODS
+    from training.datasets.synthetic import DEFAULT_SYNTHETIC_N
     from training.judge import judge
 
-    _, md = judge(args.seeds, args.n, args.background, args.rc_augment, args.epochs, args.patience,
-                  args.attribution_n, tuple(args.methods), out=args.out)
+    if args.methods and not set(args.methods) <= set(METHODS):
+        raise ValueError(f"--methods {' '.join(args.methods)}: without --attribution only {', '.join(METHODS)}")
+    out = args.out or Path("runs/judge")
+    methods = tuple(METHODS if args.methods is None else args.methods)
+    _, md = judge(args.seeds, args.n or DEFAULT_SYNTHETIC_N, args.background, args.rc_augment, args.epochs or 100,
+                  args.patience or 5, args.attribution_n or 300, methods, out=out)
     print(md)
-    say(f"wrote {args.out}/judge.md and judge.json")
+    say(f"wrote {out}/judge.md and judge.json")
+    return EXIT_OK
+
+
+def _judge_attribution(args) -> int:
+    from training import judge_attribution as ja
+
+    if args.rc_augment:
+        raise ValueError("--rc-augment is not judged with --attribution (its models train on one strand)")
+    n, epochs = args.n or ja.ATTRIBUTION_N, args.epochs or ja.ATTRIBUTION_EPOCHS
+    patience, carriers = args.patience or ja.ATTRIBUTION_PATIENCE, args.attribution_n or ja.ATTRIBUTION_CARRIERS
+    methods, out = tuple(args.methods or ja.JUDGED), args.out or Path("runs/judge-attribution")
+    command = (f"bindcnn judge --attribution --seeds {' '.join(map(str, args.seeds))} --n {n} --background "
+               f"{args.background} --epochs {epochs} --patience {patience} --attribution-n {carriers} --methods "
+               f"{' '.join(methods)} --out {out}")
+    _, md = ja.judge_attribution(args.seeds, n, args.background, epochs, patience, carriers, methods, out=out,
+                                 command=command)
+    print(md)
+    say(f"wrote {out}/attribution.md and attribution.tsv")
     return EXIT_OK

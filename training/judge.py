@@ -15,6 +15,20 @@ from serving.dna import reverse_complement
 COLUMNS = ("cnn_auroc", "cnn_auroc_rc", "pwm_auroc", "margin", "margin_rc", "epochs", "seconds")
 
 
+def train_seed(seed: int, n: int, background: str = "genome", rc_augment: bool = False, epochs: int = 100,
+               patience: int = 5):
+    """One trial's set and model: synthetic_dataset(n, seed, background) -> fit(seed, rc_augment). Returns
+    (dataset, FitResult, the Keras logit model: x (N, L, 4) -> (N, 1) pre-sigmoid logit)."""
+    from training.datasets.synthetic import synthetic_dataset
+    from training.fit import fit
+    from training.model import logit_model
+
+    ds = synthetic_dataset(n, seed=seed, background=background)
+    result = fit(ds.x["train"], ds.y["train"], ds.x["valid"], ds.y["valid"], epochs=epochs, patience=patience,
+                 seed=seed, verbose=False, rc_augment=rc_augment)
+    return ds, result, logit_model(result.model)
+
+
 def judge_seed(seed: int, n: int, background: str = "genome", rc_augment: bool = False, epochs: int = 100,
                patience: int = 5, attribution_n: int = 300, methods: tuple[str, ...] = ()) -> dict:
     """One trial: synthetic_dataset(n, seed, background) -> fit(seed, rc_augment) -> test-split AUROC of the
@@ -23,15 +37,9 @@ def judge_seed(seed: int, n: int, background: str = "genome", rc_augment: bool =
     positions inside the instance (top_positions_inside: graded) on the first `attribution_n` instance carriers."""
     from serving.attribution import attribute
     from training.baseline import best_match_position, pwm_baseline
-    from training.datasets.synthetic import synthetic_dataset
     from training.evaluate import auroc, top_positions_inside, top_window_hits
-    from training.fit import fit
-    from training.model import logit_model
 
-    ds = synthetic_dataset(n, seed=seed, background=background)
-    result = fit(ds.x["train"], ds.y["train"], ds.x["valid"], ds.y["valid"], epochs=epochs, patience=patience,
-                 seed=seed, verbose=False, rc_augment=rc_augment)
-    logit = logit_model(result.model)
+    ds, result, logit = train_seed(seed, n, background, rc_augment, epochs, patience)
     x, y = ds.x["test"], ds.y["test"][:, 0]
     z = logit.predict(x, batch_size=2048, verbose=0).reshape(-1)
     z_rc = logit.predict(np.ascontiguousarray(reverse_complement(x)), batch_size=2048, verbose=0).reshape(-1)
