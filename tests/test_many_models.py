@@ -71,3 +71,17 @@ def test_models_lists_a_card_each_and_metrics_carry_the_model(http, trained, sec
     http.post("/predict", json={"sequences": SEQS[:2], "model": second_model["meta"]["name"]})
     metrics = http.get("/metrics").text
     assert f'model="{second_model["meta"]["name"]}"' in metrics
+
+
+def test_saliency_comes_from_the_model_named(http, second_model):
+    """The explainer (in-process here) serves the same models: a gradient map of the second model equals its own
+    SavedModel's gradient x input."""
+    from serving.attribution import attribute, load_logits_fn
+    from serving.dna import encode
+
+    want = attribute(load_logits_fn(second_model["dir"]), encode(SEQS[:2]), "gradient")
+    got = http.post("/saliency", json={"sequences": SEQS[:2], "method": "gradient",
+                                       "model": second_model["meta"]["name"]}).json()
+    np.testing.assert_allclose(np.asarray(got["scores"]), want, atol=1e-5 * max(1.0, np.abs(want).max()))
+    default = http.post("/saliency", json={"sequences": SEQS[:2], "method": "gradient"}).json()
+    assert np.abs(np.asarray(default["scores"]) - want).max() > 1e-4  # the default is the other model

@@ -64,8 +64,6 @@ class BindCNN:
         self.link = explainer_link.ExplainerLink(self.explainer, explainer_link.mode())
         for m in self.served.values():
             metrics.model_info(m.name, m.metadata["version"], m.predictor.providers[0])
-        self.length: int = self.predictor.length
-        self.alphabet: str = self.predictor.alphabet
         self.limits = LIMITS
         quiet_client_errors()  # a 4xx is one WARNING line, not a traceback
         if explainer_link.installed("matplotlib"):
@@ -213,7 +211,8 @@ class BindCNN:
     @bentoml.api
     @explainer_link.answers_503  # explain without an explainer: 503 naming BINDCNN_EXPLAINER_URL
     async def variants(self, sequence: str, variants: list[VariantIn], id: str = "sequence",
-                       reverse_complement_average: bool = False, explain: bool = False) -> list[dict[str, Any]]:
+                       reverse_complement_average: bool = False, explain: bool = False,
+                       model: Optional[str] = None) -> list[dict[str, Any]]:
         """A reference sequence and variants (1-based pos of the first ref base in `sequence`, ref, alt)
         -> per variant: ref/alt probability and logit, delta = alt - ref, its p_value against the model's null
         of random substitutions (null without one), and `status` ("ok", or why it was not scored, e.g. a ref
@@ -226,19 +225,20 @@ class BindCNN:
 
         if not variants:
             raise InvalidArgument("no variants given")
+        m = self.pick(model)
         LIMITS.variants.check(len(variants))
         try:
-            to_codes(sequence, None, self.alphabet)
+            to_codes(sequence, None, m.alphabet)
         except SequenceError as exc:
             raise InvalidArgument(str(exc)) from None
-        parsed = var.in_sequence(sequence, variants, id, self.length)
+        parsed = var.in_sequence(sequence, variants, id, m.length)
         rows = await asyncio.to_thread(lambda: var.effect_rows(parsed, var.variant_effects(
-            self.predictor, parsed, reverse_complement_average)))
+            m.predictor, parsed, reverse_complement_average)))
         if explain:
             index, windows = variant_explain.explain_windows(parsed)
             LIMITS.saliency_sequences.check(len(windows), "explain: the ref and alt windows of the scored variants")
-            answer = await self.link.call("saliency", sequences=windows) if windows else {
-                "method": None, "scores": np.zeros((0, self.length, 4)), "convergence_delta": None}
+            answer = await self.link.call("saliency", sequences=windows, model=m.name) if windows else {
+                "method": None, "scores": np.zeros((0, m.length, 4)), "convergence_delta": None}
             variant_explain.explained_rows(rows, index, np.asarray(answer["scores"], np.float32), answer["method"],
                                            answer["convergence_delta"])
         return rows
@@ -277,13 +277,13 @@ class BindCNN:
         """/readyz: the model is loaded (or __init__ would have failed) and an in-process explainer has answered."""
         return await self.link.ready()
 
-    def _check_text(self, sequences: list[str], limit: limits_mod.Limit) -> None:
-        """Validate without encoding (the explainer encodes), or 400/413."""
+    def _check_text(self, m: Served, sequences: list[str], limit: limits_mod.Limit) -> None:
+        """Validate for model m without encoding (the explainer encodes), or 400/413."""
         from serving.dna import check_sequences
 
         limit.check(len(sequences))
         try:
-            check_sequences(sequences, self.length, self.alphabet)
+            check_sequences(sequences, m.length, m.alphabet)
         except SequenceError as exc:
             metrics.note_reject(metrics.sequence_reason(exc))
             raise InvalidArgument(str(exc)) from None
@@ -291,27 +291,30 @@ class BindCNN:
     @bentoml.api
     @explainer_link.answers_503  # no explainer: 503 naming BINDCNN_EXPLAINER_URL
     async def saliency(self, sequences: list[str], corrected: Optional[bool] = None,
-                       method: Optional[AttributionMethod] = None) -> dict[str, Any]:
+                       method: Optional[AttributionMethod] = None, model: Optional[str] = None) -> dict[str, Any]:
         """sequences: N strings -> scores: (N, L, 4) attribution of the logit at each observed base (TensorFlow),
         the same for a sequence in any row or request; method: the one used; convergence_delta: N floats for
         expected_gradients (each map's completeness gap |sum of scores - (logit - mean reference logit)|), else null.
         method: expected_gradients (default), gradient or corrected; corrected true/false (older): corrected/gradient.
         """
-        self._check_text(sequences, LIMITS.saliency_sequences)
+        m = self.pick(model)
+        self._check_text(m, sequences, LIMITS.saliency_sequences)
         method = attribution_method(method, corrected)
-        answer = await self.link.call("saliency", sequences=sequences, method=method)
+        answer = await self.link.call("saliency", sequences=sequences, method=method, model=m.name)
         return {"method": answer["method"], "scores": answer["scores"],
                 "convergence_delta": answer["convergence_delta"]}
 
     @bentoml.api
     @explainer_link.answers_503
     async def saliency_logo(self, sequence: str, ctx: bentoml.Context, corrected: Optional[bool] = None,
-                            method: Optional[AttributionMethod] = None) -> PNG:
+                            method: Optional[AttributionMethod] = None, model: Optional[str] = None) -> PNG:
         """One sequence -> its attribution (method and corrected as /saliency) as a sequence logo (PNG)."""
-        self._check_text([sequence], LIMITS.saliency_sequences)
+        m = self.pick(model)
+        self._check_text(m, [sequence], LIMITS.saliency_sequences)
         method = attribution_method(method, corrected)
         path = Path(ctx.temp_dir) / "saliency.png"  # BentoML removes the request's folder after the answer
-        path.write_bytes(base64.b64decode(await self.link.call("logo", sequence=sequence, method=method)))
+        path.write_bytes(base64.b64decode(await self.link.call("logo", sequence=sequence, method=method,
+                                                                model=m.name)))
         return path
 
     @bentoml.api(route="/models")
