@@ -49,12 +49,12 @@ def trained(tmp_path_factory, synthetic_h5, bentoml_home) -> dict:
     return {"dir": root / TEST_MODEL_NAME, "meta": meta, "tag": meta["bentoml_tag"], "data": synthetic_h5}
 
 
-SECOND_MODEL_NAME = "testrest"
+REST_MODEL_NAME = "testrest"
 SECOND_MOTIF = "MA0138"  # REST: a second factor's built-in set (issue 26)
 
 
 @pytest.fixture(scope="session")
-def second_model(trained) -> dict:
+def rest_model(trained) -> dict:
     """A second factor's model (REST, JASPAR MA0138 planted in the built-in set), trained only when a test asks,
     exported beside `trained` (same models folder) and registered: {'dir', 'meta', 'tag', 'data'}."""
     from training.datasets.jaspar import fetch_jaspar
@@ -63,8 +63,8 @@ def second_model(trained) -> dict:
 
     root = trained["dir"].parent
     data = write_synthetic(trained["data"].parent / "rest.h5", n=TEST_N, seed=8, matrix=fetch_jaspar(SECOND_MOTIF))
-    meta = train_and_export(data, SECOND_MODEL_NAME, root, epochs=15, seed=0, verbose=False)
-    return {"dir": root / SECOND_MODEL_NAME, "meta": meta, "tag": meta["bentoml_tag"], "data": data}
+    meta = train_and_export(data, REST_MODEL_NAME, root, epochs=15, seed=0, verbose=False)
+    return {"dir": root / REST_MODEL_NAME, "meta": meta, "tag": meta["bentoml_tag"], "data": data}
 
 
 @pytest.fixture(scope="session")

@@ -131,13 +131,17 @@ def test_ports_services_and_selectors_line_up():
             assert annotations["prometheus.io/port"] == str(bento_port)
 
 
+def predictor_of(docs: list[dict]) -> dict:
+    return container(find(docs, "Deployment", "bindcnn-predictor"))
+
+
 def known_settings() -> set[str]:
     """Every BINDCNN_* environment variable the service code reads."""
     from serving.service import bentoml_compat, explainer_link, limits, workers
-    from serving.store import MODEL_ENV
+    from serving.store import MODEL_ENV, MODELS_ENV
 
     lims = limits.from_env()
-    return {MODEL_ENV, explainer_link.URL_ENV, workers.WORKERS_ENV, workers.THREADS_ENV, bentoml_compat.GRACE_ENV,
+    return {MODEL_ENV, MODELS_ENV, explainer_link.URL_ENV, workers.WORKERS_ENV, workers.THREADS_ENV, bentoml_compat.GRACE_ENV,
             *(getattr(lims, f).env for f in lims.__dataclass_fields__)}
 
 
@@ -148,7 +152,9 @@ def test_environment_names_and_values_match_the_code(variant):
     for deployment in (d for d in docs if d["kind"] == "Deployment"):
         names = set(env(container(deployment)))
         assert {n for n in names if n.startswith("BINDCNN_")} <= known, names - known
-        assert re.fullmatch(r"[\w.-]+:[\w.-]+", env(container(deployment))["BINDCNN_MODEL"])
+        models = env(container(deployment))["BINDCNN_MODELS"]  # the model list (issue 26.5), the default first
+        assert re.fullmatch(r"[\w.-]+:[\w.-]+(,[\w.-]+:[\w.-]+)*", models)
+        assert models == env(predictor_of(docs))["BINDCNN_MODELS"]  # the explainer serves the predictor's models
     predictor = container(find(docs, "Deployment", "bindcnn-predictor"))
     explainer_service = find(docs, "Service", "bindcnn-explainer")
     url = urlsplit(env(predictor)["BINDCNN_EXPLAINER_URL"])

@@ -57,7 +57,44 @@ def make_predictor(args):
                              timeout=args.timeout)
     from serving.predictor import Predictor
 
-    return Predictor(args.model, device=args.device, threads=args.threads)
+    if len(args.models) == 1:
+        return Predictor(args.model, device=args.device, threads=args.threads)
+    from serving.model_set import ModelSet, model_names
+
+    predictors = []
+    try:
+        for model in args.models:
+            predictors.append(Predictor(model, device=args.device, threads=args.threads))
+        return ModelSet(model_names(predictors, args.models), predictors)
+    except BaseException:
+        for p in predictors:
+            p.close()
+        raise
+
+
+MULTI_MODEL_COMMANDS = ("score", "scan")  # the commands that take --model more than once (issue 26.3)
+
+
+def split_models(args) -> None:
+    """--model given N times -> args.models (the list) and args.model (the first: what one-model code reads).
+    Raises ValueError where the command, or the form of it, takes one model."""
+    given = getattr(args, "model", None)
+    if not isinstance(given, list) and given is not None:
+        return
+    from serving.cli.parsers import DEFAULT_MODEL_DIR
+
+    args.models = given or [DEFAULT_MODEL_DIR]
+    args.model = args.models[0]
+    if len(args.models) > 1:
+        if args.command not in MULTI_MODEL_COMMANDS:
+            raise ValueError(f"`bindcnn {args.command}` takes one --model; several models in one pass: bindcnn "
+                             "score --model A --model B INPUT")
+        if args.url:
+            raise ValueError("several --model arguments score in this process (--local); a service's models are "
+                             "chosen per request (see docs/factors.md)")
+        if getattr(args, "genome", None) or getattr(args, "regions", None):
+            raise ValueError("several --model arguments read FASTA, .npy or .h5 input; --genome/--regions take one "
+                             "model for now")
 
 
 def run(args) -> int:
@@ -71,6 +108,10 @@ def run(args) -> int:
         from serving.cli.serve import cmd_serve
 
         return cmd_serve(args)
+    if args.command == "models":
+        from serving.cli.models import cmd_models
+
+        return cmd_models(args)
     if args.command == "tune":
         from serving.tuning import cmd_tune
 
@@ -79,6 +120,11 @@ def run(args) -> int:
         except (ArtifactError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    try:
+        split_models(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     for name in ("input", "fasta", "variants", "genome", "regions", "vcf"):
         path = getattr(args, name, None)
         if path and path != "-" and not Path(path).is_file():

@@ -41,8 +41,10 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     where = g.add_mutually_exclusive_group()
     where.add_argument("--url", help="a running service, e.g. http://127.0.0.1:3000 (bindcnn serve)")
     where.add_argument("--local", action="store_true", help="ONNX Runtime in this process, no server")
-    g.add_argument("--model", default=DEFAULT_MODEL_DIR,
-                   help=f"exported model folder for --local (default {DEFAULT_MODEL_DIR})")
+    g.add_argument("--model", action="append", default=None,
+                   help=f"exported model folder for --local (default {DEFAULT_MODEL_DIR}); score and scan take it "
+                   "more than once: the input is read once and each model gets its columns (probability_NAME, "
+                   "logit_NAME) or its own scan files (NAME before the extension)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="--local execution provider: auto = CUDA when an NVIDIA device is present, else CPU "
                    "(default auto)")
@@ -195,6 +197,15 @@ def add_commands(sub) -> None:
     m.add_argument("--png", help="logo PNG of the mean-centred logit changes of the first record scored")
     _backend_args(m)
     m.set_defaults(handler=_handler("serving.cli.analysis", "cmd_mutagenesis"))
+
+    m = sub.add_parser("models", help="list the exported model folders and the BentoML store's models, with cards",
+                       description="List the models you can score or serve: every MODELS/*/ folder with a "
+                       "metadata.json and the BentoML store's bindcnn models, each with its card (name, version, "
+                       "factor and JASPAR matrix, training data, test AUROC/AUPR beside the PWM baseline's, "
+                       "ONNX/TensorFlow parity, input length). Exit code 0.")
+    m.add_argument("--models", default="models", help="folder of exported models (default models)")
+    m.add_argument("--no-store", action="store_true", help="only the folders, not the BentoML store")
+    m.add_argument("--json", action="store_true", help="one JSON list of cards instead of text")
 
     t = sub.add_parser("tune", help="time a few ONNX Runtime settings here and store the fastest in metadata.json",
                        description="Time the predictor's CPU settings (its fixed defaults and a few others: run "

@@ -1,5 +1,6 @@
 """Batch scoring: validate each Batch, score it with any predictor (local ONNX Runtime or a service) and
-write TSV rows `id probability logit` in input order, a rejected record keeping its row with NA.
+write TSV rows `id probability logit` in input order, a rejected record keeping its row with NA. Several models
+(serving.model_set.ModelSet) share the reading and encoding; their rows are `id probability_<name> logit_<name> ...`.
 
 A record that cannot be scored (wrong length, bad character, empty) gets NA and a line in the rejects
 file saying why, so a run is never stopped by one record, nothing is dropped silently, and --resume works.
@@ -26,9 +27,21 @@ T = TypeVar("T")
 _END = object()
 
 
+def header(predictor: Any) -> str:
+    """The TSV header: HEADER for one model, `id probability_<name> logit_<name> ...` for a ModelSet."""
+    columns = getattr(predictor, "columns", None)
+    return HEADER if columns is None else "\t".join(["id", *columns("probability", "logit")]) + "\n"
+
+
 def tsv_rows(ids: list[str], probability: np.ndarray, logit: np.ndarray) -> str:
     """Rows `id<TAB>probability<TAB>logit<LF>`, numbers as '%.7g' writes them, NA for NaN. ids: N strings without
-    line breaks; probability, logit: (N,) float32."""
+    line breaks; probability, logit: (N,) float32, or (N, M) for M models: probability and logit of model 1,
+    then of model 2, ..."""
+    if np.ndim(probability) == 2:
+        pairs = np.stack([probability, logit], axis=2).reshape(len(ids), -1)  # (N, 2M): p1 z1 p2 z2 ...
+        cells = _g(pairs.reshape(-1))
+        width = pairs.shape[1]
+        return "".join(f"{i}\t" + "\t".join(cells[r * width:(r + 1) * width]) + "\n" for r, i in enumerate(ids))
     return "".join(f"{i}\t{p}\t{z}\n" for i, p, z in zip(ids, _g(probability), _g(logit)))
 
 
@@ -167,9 +180,10 @@ def _prepare(predictor: PredictorLike, batch: Batch, rc: bool) -> tuple[Batch, n
 
 def _scores(predictor: PredictorLike, ok: np.ndarray, payload: Any, how: str, rc: bool
             ) -> tuple[np.ndarray, np.ndarray]:
-    """(probability (n,), logit (n,)) float32 of a prepared batch, NaN where rejected."""
-    prob = np.full(len(ok), np.nan, np.float32)
-    logit = np.full(len(ok), np.nan, np.float32)
+    """(probability, logit) float32 of a prepared batch, (n,) or (n, M) for a ModelSet, NaN where rejected."""
+    shape = (len(ok), len(predictor.names)) if hasattr(predictor, "names") else (len(ok),)
+    prob = np.full(shape, np.nan, np.float32)
+    logit = np.full(shape, np.nan, np.float32)
     if ok.any():
         if how == "codes":
             out = predictor.predict_codes(payload, reverse_complement_average=rc)  # type: ignore[attr-defined]

@@ -1,0 +1,161 @@
+"""Many factors (issue 26): built-in sets for any JASPAR matrix, models that record it, several models scored in
+one command with columns equal to each model alone, and `bindcnn models` listing them with their cards."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from serving.cli import EXIT_OK, EXIT_USAGE, main
+from serving.dna import decode
+from serving.fasta import write_fasta
+from tests.conftest import REST_MODEL_NAME, TEST_MODEL_NAME, ToyPredictor
+
+
+def test_a_matrix_is_fetched_by_id_with_or_without_version():
+    from training.datasets.jaspar import fetch_jaspar
+
+    name, counts = fetch_jaspar("MA0138")
+    assert name.startswith("MA0138.") and name.endswith(" REST")
+    assert counts.ndim == 2 and counts.shape[1] == 4 and (counts >= 0).all()
+    older, older_counts = fetch_jaspar("ma0138.2")
+    assert older == "MA0138.2 REST"
+    assert fetch_jaspar("MA0139.1")[0] == "MA0139.1 CTCF"
+    for bad, words in (("MA9999", "no matrix MA9999"), ("REST", "not a JASPAR CORE matrix ID")):
+        with pytest.raises(ValueError, match=words):
+            fetch_jaspar(bad)
+
+
+def test_synthetic_motif_writes_a_set_that_records_its_matrix(tmp_path, capsys):
+    from training.baseline import pwm_baseline
+    from training.datasets import load_h5
+    from training.datasets.synthetic import write_synthetic
+
+    out = tmp_path / "rest.h5"
+    assert main(["synthetic", "--motif", "MA0138", "--n", "600", "--out", str(out)]) == EXIT_OK
+    ds = load_h5(out)
+    assert ds.description.startswith("built-in synthetic REST set v2 (JASPAR MA0138.")
+    assert ds.matrix.startswith(">MA0138.") and " REST" in ds.matrix.splitlines()[0]
+    # the baseline reads the recorded matrix: REST's own matrix finds the planted sites, CTCF's does not
+    own = pwm_baseline(ds.x["test"], ds.y["test"], matrix_text=ds.matrix)
+    ctcf = pwm_baseline(ds.x["test"], ds.y["test"])
+    assert own["matrix"].endswith("REST") and ctcf["matrix"] == "MA0139.1 CTCF"
+    assert own["auroc"] > ctcf["auroc"] + 0.15
+    # the default set records no matrix and keeps its description
+    default = load_h5(write_synthetic(tmp_path / "ctcf.h5", n=300))
+    assert default.matrix == "" and default.description.startswith("built-in synthetic CTCF set v2 (JASPAR MA0139.1")
+
+    assert main(["synthetic", "--motif", "MA9999", "--n", "300", "--out", str(tmp_path / "x.h5")]) == EXIT_USAGE
+    assert "no matrix MA9999" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_download_still_offers_the_records_nine_factors():
+    from training.datasets.download import ZENODO_TFS
+
+    with pytest.raises(SystemExit):
+        main(["download", "--tf", "NOPE", "--out", "x.h5"])
+    assert len(ZENODO_TFS) == 9 and {"CTCF", "REST"} <= set(ZENODO_TFS)
+
+
+def test_a_second_factors_model_records_its_matrix_and_baseline(rest_model, trained):
+    from serving.cards import model_card
+
+    meta = rest_model["meta"]
+    assert meta["factor"]["name"] == "REST" and meta["factor"]["matrix_id"].startswith("MA0138.")
+    assert np.asarray(meta["factor"]["matrix"]).shape[0] == 4
+    assert meta["baseline"]["pwm"]["matrix"].startswith("MA0138.")
+    card = model_card(meta)
+    assert (card["name"], card["factor"]) == (REST_MODEL_NAME, "REST")
+    assert card["test_auroc"] == round(meta["metrics"]["test"]["auroc"], 4)
+    assert card["pwm_auroc"] == round(meta["baseline"]["pwm"]["auroc"], 4)
+    assert model_card(trained["meta"])["factor"] == "CTCF"
+
+
+def _mixed_fasta(path, trained, rest_model) -> None:
+    from training.datasets import load_h5
+
+    records = []
+    for data in (trained["data"], rest_model["data"]):
+        ds = load_h5(data)
+        records += [(f"s{len(records) + i}", s) for i, s in enumerate(decode(ds.x["test"][:150]))]
+    records.insert(7, ("short", "ACGT"))
+    write_fasta(records, path)
+
+
+def test_score_with_two_models_gives_each_models_own_columns(trained, rest_model, tmp_path):
+    fasta = tmp_path / "mixed.fa"
+    _mixed_fasta(fasta, trained, rest_model)
+    a, b = str(trained["dir"]), str(rest_model["dir"])
+    alone = {}
+    for name, model in ((TEST_MODEL_NAME, a), (REST_MODEL_NAME, b)):
+        main(["score", "--model", model, str(fasta), "-o", str(tmp_path / f"{name}.tsv"), "-q"])
+        alone[name] = [ln.split("\t") for ln in (tmp_path / f"{name}.tsv").read_text().splitlines()]
+        assert alone[name][0] == ["id", "probability", "logit"]  # one model: today's columns
+    main(["score", "--model", a, "--model", b, str(fasta), "-o", str(tmp_path / "both.tsv"), "-q"])
+    both = [ln.split("\t") for ln in (tmp_path / "both.tsv").read_text().splitlines()]
+    assert both[0] == ["id", f"probability_{TEST_MODEL_NAME}", f"logit_{TEST_MODEL_NAME}",
+                       f"probability_{REST_MODEL_NAME}", f"logit_{REST_MODEL_NAME}"]
+    assert len(both) == len(alone[TEST_MODEL_NAME])
+    for row, first, second in zip(both[1:], alone[TEST_MODEL_NAME][1:], alone[REST_MODEL_NAME][1:]):
+        assert row == first + second[1:]
+    # the two models disagree somewhere: each column is its own model's
+    p1 = np.array([float(r[1]) for r in both[1:] if r[1] != "NA"])
+    p2 = np.array([float(r[3]) for r in both[1:] if r[3] != "NA"])
+    assert np.abs(p1 - p2).max() > 0.3
+
+
+def test_models_of_different_lengths_or_one_name_are_refused_and_variants_takes_one(trained, rest_model, tmp_path,
+                                                                                   capsys):
+    from serving.model_set import ModelSet
+    from serving.predictor import Predictor
+
+    p = Predictor(trained["dir"], device="cpu")
+    try:
+        with pytest.raises(ValueError, match="same sequence length"):
+            ModelSet(["a", "b"], [p, ToyPredictor(length=10)])
+    finally:
+        p.close()
+    fasta = tmp_path / "one.fa"
+    write_fasta([("x", "A" * 300)], fasta)
+    m = str(trained["dir"])
+    assert main(["variants", "--model", m, "--model", m, "--fasta", str(fasta), "--variants", str(fasta)]) == EXIT_USAGE
+    assert "takes one --model" in capsys.readouterr().err
+    assert main(["score", "--model", m, "--model", m, str(fasta)]) == EXIT_USAGE  # columns would clash
+    assert "both named" in capsys.readouterr().err
+    two = ["--model", m, "--model", str(rest_model["dir"])]
+    assert main(["scan", *two, str(fasta)]) == EXIT_USAGE  # two tracks cannot share stdout
+    assert "a file per model" in capsys.readouterr().err
+
+
+def test_scan_with_two_models_writes_each_models_own_tracks(trained, rest_model, tmp_path):
+    from serving.dna import random_dna
+
+    fasta = tmp_path / "long.fa"
+    write_fasta([("chr1:1000-1900", random_dna(1, 900, seed=3)[0]), ("short", "ACGT"),
+                 ("chr2:0-450", random_dna(1, 450, seed=4)[0])], fasta)
+    models = {TEST_MODEL_NAME: str(trained["dir"]), REST_MODEL_NAME: str(rest_model["dir"])}
+    both = ["scan", "--stride", "7", "--bedgraph", str(tmp_path / "both.bedgraph"), "--bed", str(tmp_path / "both.bed"),
+            "-o", str(tmp_path / "both.tsv"), "--threshold", "0.3", "-q", str(fasta)]
+    main([*both[:1], *[a for m in models.values() for a in ("--model", m)], *both[1:]])
+    texts = set()
+    for name, model in models.items():
+        main(["scan", "--model", model, "--stride", "7", "--bedgraph", str(tmp_path / "one.bedgraph"), "--bed",
+              str(tmp_path / "one.bed"), "-o", str(tmp_path / "one.tsv"), "--threshold", "0.3", "-q", str(fasta)])
+        for ext in ("bedgraph", "bed", "tsv"):
+            mine = (tmp_path / f"both.{name}.{ext}").read_text()
+            assert mine == (tmp_path / f"one.{ext}").read_text(), (name, ext)
+        texts.add((tmp_path / f"both.{name}.bedgraph").read_text())
+    assert len(texts) == 2  # two models, two different tracks
+
+
+def test_models_command_lists_folders_with_their_cards(trained, rest_model, capsys):
+    root = str(trained["dir"].parent)
+    assert main(["models", "--models", root, "--no-store", "--json"]) == EXIT_OK
+    cards = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert cards[TEST_MODEL_NAME]["factor"] == "CTCF" and cards[REST_MODEL_NAME]["factor"] == "REST"
+    assert cards[REST_MODEL_NAME]["matrix_id"].startswith("MA0138.")
+    assert main(["models", "--models", root]) == EXIT_OK  # text, store included
+    text = capsys.readouterr().out
+    assert "REST (MA0138." in text and "BentoML store" in text and "PWM baseline AUROC" in text
