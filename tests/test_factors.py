@@ -106,7 +106,7 @@ def test_score_with_two_models_gives_each_models_own_columns(trained, rest_model
     assert np.abs(p1 - p2).max() > 0.3
 
 
-def test_models_of_different_lengths_or_one_name_are_refused_and_variants_takes_one(trained, rest_model, tmp_path,
+def test_models_of_different_lengths_or_one_name_are_refused_and_mutagenesis_takes_one(trained, rest_model, tmp_path,
                                                                                    capsys):
     from serving.model_set import ModelSet
     from serving.predictor import Predictor
@@ -120,7 +120,7 @@ def test_models_of_different_lengths_or_one_name_are_refused_and_variants_takes_
     fasta = tmp_path / "one.fa"
     write_fasta([("x", "A" * 300)], fasta)
     m = str(trained["dir"])
-    assert main(["variants", "--model", m, "--model", m, "--fasta", str(fasta), "--variants", str(fasta)]) == EXIT_USAGE
+    assert main(["mutagenesis", "--model", m, "--model", m, "--fasta", str(fasta)]) == EXIT_USAGE
     assert "takes one --model" in capsys.readouterr().err
     assert main(["score", "--model", m, "--model", m, str(fasta)]) == EXIT_USAGE  # columns would clash
     assert "both named" in capsys.readouterr().err
@@ -159,3 +159,47 @@ def test_models_command_lists_folders_with_their_cards(trained, rest_model, caps
     assert main(["models", "--models", root]) == EXIT_OK  # text, store included
     text = capsys.readouterr().out
     assert "REST (MA0138." in text and "BentoML store" in text and "PWM baseline AUROC" in text
+
+
+def test_variants_with_two_models_give_each_models_columns_and_info(trained, rest_model, tmp_path):
+    from serving.dna import random_dna
+    from tests.genome_files import write_genome
+
+    chrom = random_dna(1, 3000, seed=5)[0]
+    genome = write_genome(tmp_path, {"chr1": chrom})[0]
+    other = {"A": "C", "C": "G", "G": "T", "T": "A"}
+    recs = [f"chr1\t{p + 1}\tv{p}\t{chrom[p]}\t{other[chrom[p]]}\t50\tPASS\t." for p in range(150, 2850, 97)]
+    recs.append(f"chr1\t2\toff\t{chrom[1]}\t{other[chrom[1]]}\t50\tPASS\t.")  # window off the chromosome
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=chr1,length=3000>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\t"
+                   "INFO\n" + "\n".join(recs) + "\n")
+    models = {TEST_MODEL_NAME: str(trained["dir"]), REST_MODEL_NAME: str(rest_model["dir"])}
+    alone = {}
+    for name, model in models.items():
+        main(["variants", "--model", model, "--genome", str(genome), "--vcf", str(vcf), "-o",
+              str(tmp_path / f"{name}.tsv"), "--vcf-out", str(tmp_path / f"{name}.vcf"), "-q"])
+        alone[name] = [ln.split("\t") for ln in (tmp_path / f"{name}.tsv").read_text().splitlines()]
+    main(["variants", *[a for m in models.values() for a in ("--model", m)], "--genome", str(genome), "--vcf",
+          str(vcf), "-o", str(tmp_path / "both.tsv"), "--vcf-out", str(tmp_path / "both.vcf"), "-q"])
+    both = [ln.split("\t") for ln in (tmp_path / "both.tsv").read_text().splitlines()]
+    one, two = alone[TEST_MODEL_NAME], alone[REST_MODEL_NAME]
+    k = one[0].index("status")
+    assert both[0][:5] == one[0][:5] and f"delta_logit_{REST_MODEL_NAME}" in both[0]
+    assert both[0][5:-1] == [f"{f}_{n}" for n in models for f in one[0][5:k]]
+    for row, a, b in zip(both[1:], one[1:], two[1:]):
+        assert row == a[:k] + b[5:k] + [a[k]]
+    assert both[-1][-1].startswith("window_off")
+
+    def info(path) -> list[dict[str, str]]:
+        lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
+        return [dict(kv.split("=", 1) for kv in ln.split("\t")[7].split(";") if "=" in kv) for ln in lines]
+
+    text = (tmp_path / "both.vcf").read_text()
+    assert f"##INFO=<ID=BINDCNN_{REST_MODEL_NAME.upper()}_DELTA_LOGIT," in text
+    for mine, a, b in zip(info(tmp_path / "both.vcf"), info(tmp_path / f"{TEST_MODEL_NAME}.vcf"),
+                          info(tmp_path / f"{REST_MODEL_NAME}.vcf")):
+        assert mine["BINDCNN_STATUS"] == a["BINDCNN_STATUS"]
+        for name, alone_info in ((TEST_MODEL_NAME, a), (REST_MODEL_NAME, b)):
+            for key, value in alone_info.items():
+                if key != "BINDCNN_STATUS":
+                    assert mine[key.replace("BINDCNN_", f"BINDCNN_{name.upper()}_", 1)] == value

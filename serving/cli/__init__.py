@@ -72,7 +72,7 @@ def make_predictor(args):
         raise
 
 
-MULTI_MODEL_COMMANDS = ("score", "scan")  # the commands that take --model more than once (issue 26.3)
+MULTI_MODEL_COMMANDS = ("score", "scan", "variants")  # the commands that take --model more than once (issue 26.3)
 
 
 def split_models(args) -> None:
@@ -92,7 +92,7 @@ def split_models(args) -> None:
         if args.url:
             raise ValueError("several --model arguments score in this process (--local); a service's models are "
                              "chosen per request (see docs/factors.md)")
-        if getattr(args, "genome", None) or getattr(args, "regions", None):
+        if args.command != "variants" and (getattr(args, "genome", None) or getattr(args, "regions", None)):
             raise ValueError("several --model arguments read FASTA, .npy or .h5 input; --genome/--regions take one "
                              "model for now")
 

@@ -192,11 +192,20 @@ def _records(args, skipped: list[int]):
 
 
 def _scored_chunks(predictor, genome: Genome, chunks, rc: bool, engine):
-    """(VcfRecords, effect rows) per chunk, in order: here one chunk at a time, or on Ray (--engine ray)."""
-    from serving.scoring.vcf import score_variant_chunk
+    """(VcfRecords, effect rows) per chunk, in order: here one chunk at a time, or on Ray (--engine ray). Several
+    models (a ModelSet): each chunk placed and cut once, then (VcfRecords, [each model's effect rows])."""
+    from serving.scoring import variants as va
+    from serving.scoring.vcf import chunk_effects, place_chunk, score_variant_chunk
 
     if engine is not None:
         yield from engine.variants(chunks, rc)
+        return
+    if hasattr(predictor, "names"):
+        for records in chunks:
+            variants = [v for rec in records for v in rec.variants]
+            placed = place_chunk(genome, variants, predictor.length, predictor.alphabet)
+            yield records, [va.effect_rows(variants, chunk_effects(p, len(variants), placed, rc))
+                            for p in predictor.predictors]
         return
     for records in chunks:
         yield records, score_variant_chunk(predictor, genome, [v for rec in records for v in rec.variants], rc)
@@ -241,12 +250,16 @@ def cmd_variants_genome(args, predictor) -> int:
         raise ValueError(f"--explain must be >= 0, got {explain}")
     if explain and getattr(predictor, "model_dir", None) is None:
         raise ValueError("--explain needs a local model folder (--model DIR: its TensorFlow SavedModel), not --url")
+    names = getattr(predictor, "names", None)  # several --model: each model's columns and INFO fields
+    if names and (explain or getattr(args, "engine", "local") != "local"):
+        raise ValueError("several --model arguments: variants runs them here (--engine local) without --explain "
+                         "for now; give one model for --explain or --engine ray")
     skipped = [0]
     chunks, source, total = _records(args, skipped)
     genome = _genome(args, predictor, args.fasta or args.genome)
     unit = source.unit if source is not None else "line"
-    out = outputs.open_output(args.output, va.HEADER)
-    vcf_out = VcfOut(args.vcf_out, source.header, source.path) if args.vcf_out else None
+    out = outputs.open_output(args.output, va.models_header(names) if names else va.HEADER)
+    vcf_out = VcfOut(args.vcf_out, source.header, source.path, names) if args.vcf_out else None
     engine = _engine(args, genome)
     progress = _progress(args, "variants", total, unit="records")
     top = TopEffects(explain) if explain else None
@@ -256,10 +269,11 @@ def cmd_variants_genome(args, predictor) -> int:
     try:
         for records, rows in _scored_chunks(predictor, genome, chunks, args.rc, engine):
             variants = [v for rec in records for v in rec.variants]
-            out.write(va.format_effects(rows))
+            per_model, rows = (rows, rows[0]) if names else (None, rows)
+            out.write(va.format_model_effects(per_model) if names else va.format_effects(rows))
             out.flush()
             if vcf_out is not None:
-                vcf_out.write(records, rows)
+                vcf_out.write(records, rows, per_model)
             if top is not None:
                 top.add(variants, rows)
             n += len(variants)

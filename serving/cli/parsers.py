@@ -42,9 +42,9 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     where.add_argument("--url", help="a running service, e.g. http://127.0.0.1:3000 (bindcnn serve)")
     where.add_argument("--local", action="store_true", help="ONNX Runtime in this process, no server")
     g.add_argument("--model", action="append", default=None,
-                   help=f"exported model folder for --local (default {DEFAULT_MODEL_DIR}); score and scan take it "
-                   "more than once: the input is read once and each model gets its columns (probability_NAME, "
-                   "logit_NAME) or its own scan files (NAME before the extension)")
+                   help=f"exported model folder for --local (default {DEFAULT_MODEL_DIR}); score, scan and variants "
+                   "take it more than once: the input is read once and each model gets its columns "
+                   "(probability_NAME, delta_logit_NAME, ...), VCF INFO fields or scan files (NAME before the extension)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="--local execution provider: auto = CUDA when an NVIDIA device is present, else CPU "
                    "(default auto)")

@@ -193,6 +193,22 @@ def effect_rows(variants: list[Variant], eff: dict[str, np.ndarray]) -> list[dic
     return rows
 
 
+def models_header(names: list[str]) -> str:
+    """HEADER for several models: EFFECT_FIELDS once per model, suffixed _NAME (delta_logit_ctcf, ...)."""
+    fields = [f"{f}_{n}" for n in names for f in EFFECT_FIELDS]
+    return "\t".join(("id", "chrom", "pos", "ref", "alt", *fields, "status")) + "\n"
+
+
+def format_model_effects(rows_per_model: list[list[dict[str, Any]]]) -> str:
+    """TSV lines under models_header: effect_rows of the same variants by each model, side by side."""
+    lines = []
+    for same in zip(*rows_per_model):
+        r = same[0]
+        nums = [f"{m[k]:.7g}" if m.get(k) is not None else "NA" for m in same for k in EFFECT_FIELDS]
+        lines.append("\t".join([r["id"], r["chrom"], str(r["pos"]), r["ref"], r["alt"], *nums, r["status"]]) + "\n")
+    return "".join(lines)
+
+
 def format_effects(rows: list[dict[str, Any]]) -> str:
     """TSV lines (no header: HEADER) of effect_rows, NA and the reason in `status` for unscored ones; for output
     written chunk by chunk."""

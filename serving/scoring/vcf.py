@@ -237,13 +237,27 @@ def score_variant_chunk(predictor, genome: Genome, variants: list[Variant], rc: 
     (x: (2 * scored, L, 4) float32), and return effect_rows (one dict per variant, in order; p-values against the
     predictor's null, serving.scoring.pvalues). Windows holding
     IUPAC ambiguity codes are scored with them as N and counted in genome.ambiguous."""
-    L = predictor.length
+    placed = place_chunk(genome, variants, predictor.length, predictor.alphabet)
+    return effect_rows(variants, chunk_effects(predictor, len(variants), placed, rc))
+
+
+def place_chunk(genome: Genome, variants: list[Variant], length: int, alphabet: str
+                ) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Place a chunk's variants on the genome and cut their windows' codes, once for any number of models:
+    (keep: indexes of the placed variants, codes (2 * len(keep), L) uint8 ref then alt, good (len(keep),) bool)."""
     for v in variants:
         if v.status == "ok":
-            place_in_genome(v, genome, L)
+            place_in_genome(v, genome, length)
     keep = [i for i, v in enumerate(variants) if v.status == "ok" and v.ref_window is not None]
-    codes, good = window_codes([variants[i] for i in keep], L, predictor.alphabet, genome)
-    eff = {k: np.full(len(variants), np.nan, np.float32)
+    codes, good = window_codes([variants[i] for i in keep], length, alphabet, genome)
+    return keep, codes, good
+
+
+def chunk_effects(predictor, n: int, placed: tuple[list[int], np.ndarray, np.ndarray], rc: bool = False
+                  ) -> dict[str, np.ndarray]:
+    """One model's effects on a placed chunk (place_chunk) of n variants: (n,) arrays for effect_rows."""
+    keep, codes, good = placed
+    eff = {k: np.full(n, np.nan, np.float32)
            for k in ("ref_probability", "alt_probability", "ref_logit", "alt_logit")}
     if good.any():
         both = predictor.predict_onehot(codes_to_onehot(codes[np.concatenate([good, good])]),
@@ -252,7 +266,7 @@ def score_variant_chunk(predictor, genome: Genome, variants: list[Variant], rc: 
         eff["ref_probability"][idx], eff["alt_probability"][idx] = both["probability"][:k], both["probability"][k:]
         eff["ref_logit"][idx], eff["alt_logit"][idx] = both["logit"][:k], both["logit"][k:]
     eff["p_value"] = predictor_p_values(predictor, eff["alt_logit"] - eff["ref_logit"], rc)
-    return effect_rows(variants, eff)
+    return eff
 
 
 def window_codes(variants: list[Variant], length: int, alphabet: str, genome: Genome

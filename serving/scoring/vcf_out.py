@@ -5,6 +5,7 @@ ALT allele saying why one was not (e.g. window_off_chromosome), so the VCF is as
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,13 +37,29 @@ def status_code(status: str) -> str:
     return next((code for start, code in STATUS_CODES if status.startswith(start)), "not_scored")
 
 
-def annotated_header(header: str) -> str:
+def model_prefix(name: str | None) -> str:
+    """The INFO prefix of a model's fields: BINDCNN_ for one model, BINDCNN_<NAME>_ for each of several."""
+    return PREFIX if name is None else f"{PREFIX}{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}_"
+
+
+def _declared(names: list[str] | None) -> list[tuple[str, str, str, str]]:
+    """INFO_FIELDS, the score fields once per model (BINDCNN_<NAME>_...) when several; BINDCNN_STATUS once."""
+    if not names:
+        return list(INFO_FIELDS)
+    out = []
+    for name in names:
+        out += [(model_prefix(name) + fid[len(PREFIX):], number, kind, f"model {name}: {desc}")
+                for fid, number, kind, desc in INFO_FIELDS if fid != f"{PREFIX}STATUS"]
+    return out + [f for f in INFO_FIELDS if f[0] == f"{PREFIX}STATUS"]
+
+
+def annotated_header(header: str, names: list[str] | None = None) -> str:
     """The input's header with the INFO_FIELDS declared just before #CHROM (earlier bindcnn declarations dropped,
-    so an annotated VCF can be annotated again)."""
+    so an annotated VCF can be annotated again); names: several models, each with its own score fields."""
     lines = [ln for ln in header.splitlines(keepends=True) if not ln.startswith(f"##INFO=<ID={PREFIX}")]
     lines = [ln if ln.endswith("\n") else ln + "\n" for ln in lines]
     ours = [f'##INFO=<ID={fid},Number={number},Type={kind},Description="{desc}">\n'
-            for fid, number, kind, desc in INFO_FIELDS]
+            for fid, number, kind, desc in _declared(names)]
     at = next((i for i, ln in enumerate(lines) if ln.startswith("#CHROM")), len(lines))
     return "".join(lines[:at] + ours + lines[at:])
 
@@ -51,20 +68,28 @@ def _num(x: Any) -> str:
     return "." if x is None else f"{x:.6g}"
 
 
-def annotated_line(text: str, rows: list[dict[str, Any]]) -> str:
+def _scores(rows: list[dict[str, Any]], prefix: str) -> list[str]:
+    """One model's score fields of a record (none when no ALT was scored; _P only when the model has a null)."""
+    scored = [r for r in rows if "alt_probability" in r]
+    if not scored:
+        return []
+    info = [f"{prefix}REF_PROB={_num(scored[0]['ref_probability'])}",
+            f"{prefix}ALT_PROB=" + ",".join(_num(r.get("alt_probability")) for r in rows),
+            f"{prefix}DELTA_LOGIT=" + ",".join(_num(r.get("delta_logit")) for r in rows)]
+    if any(r.get("p_value") is not None for r in scored):
+        info.append(f"{prefix}P=" + ",".join(_num(r.get("p_value")) for r in rows))
+    return info
+
+
+def annotated_line(text: str, rows: list[dict[str, Any]],
+                   models: list[tuple[str, list[dict[str, Any]]]] | None = None) -> str:
     """A VCF record line with the INFO_FIELDS added from its rows (one per ALT, in order): BINDCNN_STATUS always,
     the scores when at least one ALT was scored (BINDCNN_P when the model has a null). Earlier bindcnn fields of the
-    record are replaced."""
+    record are replaced. models: several models' rows of the same ALTs, [(name, rows)]: BINDCNN_<NAME>_ fields
+    each (the status is the same for every model)."""
     cols = text.rstrip("\r\n").split("\t")
     cols += ["."] * (8 - len(cols))  # a record written without QUAL/FILTER/INFO
-    scored = [r for r in rows if "alt_probability" in r]
-    info = []
-    if scored:
-        info = [f"BINDCNN_REF_PROB={_num(scored[0]['ref_probability'])}",
-                "BINDCNN_ALT_PROB=" + ",".join(_num(r.get("alt_probability")) for r in rows),
-                "BINDCNN_DELTA_LOGIT=" + ",".join(_num(r.get("delta_logit")) for r in rows)]
-        if any(r.get("p_value") is not None for r in scored):
-            info.append("BINDCNN_P=" + ",".join(_num(r.get("p_value")) for r in rows))
+    info = [kv for name, r in (models or [(None, rows)]) for kv in _scores(r, model_prefix(name))]
     info.append("BINDCNN_STATUS=" + ",".join(status_code(r["status"]) for r in rows))
     kept = [kv for kv in cols[7].split(";") if kv not in ("", ".") and not kv.startswith(PREFIX)]
     cols[7] = ";".join(kept + info)
@@ -76,8 +101,10 @@ class VcfOut:
     .gz or .bgz (Biopython's BGZF writer, so tabix/bcftools/IGV can index it), else plain text. Refuses to write
     over its input (source)."""
 
-    def __init__(self, path: str | os.PathLike, header: str, source: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike, header: str, source: str | os.PathLike | None = None,
+                 names: list[str] | None = None):
         self.path = str(path)
+        self.names = names  # several models: each one's INFO fields (BINDCNN_<NAME>_...)
         if self.path.lower().endswith(".bcf"):
             raise ValueError(f"{path}: write the annotated VCF as .vcf or .vcf.gz (bcftools view -Ob makes BCF)")
         if source is not None and Path(path).resolve() == Path(source).resolve():
@@ -91,14 +118,17 @@ class VcfOut:
             self.fh: IO[bytes] = bgzf.BgzfWriter(self.path, "wb")  # type: ignore[assignment]
         else:
             self.fh = open(self.path, "wb")
-        self.fh.write(annotated_header(header).encode())
+        self.fh.write(annotated_header(header, names).encode())
 
-    def write(self, records: list[VcfRecord], rows: list[dict[str, Any]]) -> None:
-        """Write a chunk: records in order; rows are their variants' effect rows, flattened in the same order."""
+    def write(self, records: list[VcfRecord], rows: list[dict[str, Any]],
+              per_model: list[list[dict[str, Any]]] | None = None) -> None:
+        """Write a chunk: records in order; rows are their variants' effect rows, flattened in the same order;
+        per_model: with several models (names), each model's rows of the same variants."""
         out, i = [], 0
         for rec in records:
             n = len(rec.variants)
-            out.append(annotated_line(rec.text, rows[i : i + n]))
+            models = [(name, r[i : i + n]) for name, r in zip(self.names, per_model)] if per_model else None
+            out.append(annotated_line(rec.text, rows[i : i + n], models))
             i += n
         self.fh.write("".join(out).encode())
 
