@@ -227,8 +227,10 @@ def add_commands(sub) -> None:
                        "in the BentoML store, in the foreground. Ctrl-C or SIGTERM stops the server and all its "
                        "workers within seconds. Exit codes: 0 stopped by a signal or cleanly; 2 no such model; "
                        "otherwise bentoml's own code.")
-    s.add_argument("--model", default=None, help=f"model tag in the BentoML store, or an exported model folder "
-                   f"(registered first) (default: $BINDCNN_MODEL or {DEFAULT_MODEL_TAG})")
+    s.add_argument("--model", action="append", default=None, help=f"model tag in the BentoML store, or an "
+                   "exported model folder (registered first); give it more than once to serve several models side "
+                   "by side, the first answering requests that name none (default: $BINDCNN_MODELS, $BINDCNN_MODEL "
+                   f"or {DEFAULT_MODEL_TAG})")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=3000, help="port (default 3000)")
     e = s.add_argument_group("explainer (saliency; README 'Deploying')")

@@ -22,7 +22,7 @@ def cmd_serve(args) -> int:
     from serving.service import explainer_link
     from serving.service.launch import BENTOML, ROOT, end_processes, process_tree
     from serving.service.workers import WORKERS_ENV
-    from serving.store import MODEL_ENV, model_tag, register, resolve
+    from serving.store import MODEL_ENV, MODELS_ENV, model_tags, register, resolve
 
     extra = {}
     if getattr(args, "explainer_only", False) and not explainer_link.installed("tensorflow"):
@@ -39,17 +39,23 @@ def cmd_serve(args) -> int:
             print("error: --workers must be at least 1", file=sys.stderr)
             return EXIT_USAGE
         extra[WORKERS_ENV] = str(args.workers)
-    tag = args.model or model_tag()
     try:
-        if Path(tag).is_dir():
-            tag = register(tag)
-            say(f"registered {args.model} as {tag}")
-        resolve(tag)
-    except ArtifactError as exc:
+        tags = []
+        for tag in args.model or model_tags():
+            if Path(tag).is_dir():
+                folder, tag = tag, register(tag)
+                say(f"registered {folder} as {tag}")
+            resolve(tag)
+            tags.append(tag)
+        names = [t.split(":")[0] for t in tags]
+        if len(set(names)) < len(names):
+            raise ValueError(f"--model names a model twice ({', '.join(names)}): each served model needs its own name")
+    except (ArtifactError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    tag = ", ".join(tags)
     tmp = tempfile.mkdtemp(prefix="bindcnn-serve-")  # the workers' temp files; removed when the server stops
-    env = {**os.environ, MODEL_ENV: tag, "TMPDIR": tmp, **extra,
+    env = {**os.environ, MODELS_ENV: ",".join(tags), MODEL_ENV: tags[0], "TMPDIR": tmp, **extra,
            "BENTOML_DO_NOT_TRACK": os.environ.get("BENTOML_DO_NOT_TRACK", "true")}
     service = EXPLAINER_SERVICE if getattr(args, "explainer_only", False) else SERVICE
     cmd = [str(BENTOML), "serve", service, "--host", args.host, "--port", str(args.port)]
