@@ -203,3 +203,19 @@ def test_variants_with_two_models_give_each_models_columns_and_info(trained, res
             for key, value in alone_info.items():
                 if key != "BINDCNN_STATUS":
                     assert mine[key.replace("BINDCNN_", f"BINDCNN_{name.upper()}_", 1)] == value
+
+
+def test_genome_scan_with_two_models_writes_each_models_own_tracks(trained, rest_model, tmp_path):
+    from serving.dna import random_dna
+    from tests.genome_files import write_genome
+
+    genome = write_genome(tmp_path, {"chr1": random_dna(1, 4000, seed=6)[0], "chr2": random_dna(1, 900, seed=7)[0]})[1]
+    models = {TEST_MODEL_NAME: str(trained["dir"]), REST_MODEL_NAME: str(rest_model["dir"])}
+    outs = lambda stem: ["--bigwig", str(tmp_path / f"{stem}.bw"), "--bedgraph", str(tmp_path / f"{stem}.bedgraph"),
+                         "--bed", str(tmp_path / f"{stem}.bed"), "--threshold", "0.3"]
+    assert main(["scan", *[a for m in models.values() for a in ("--model", m)], "--genome", str(genome),
+                 "--stride", "5", *outs("both"), "-q"]) == EXIT_OK
+    for name, model in models.items():
+        assert main(["scan", "--model", model, "--genome", str(genome), "--stride", "5", *outs("one"), "-q"]) == EXIT_OK
+        for ext in ("bw", "bedgraph", "bed"):
+            assert (tmp_path / f"both.{name}.{ext}").read_bytes() == (tmp_path / f"one.{ext}").read_bytes(), (name, ext)

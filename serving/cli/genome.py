@@ -7,7 +7,7 @@ import time
 from itertools import islice
 
 from serving.cli.parsers import EXIT_OK, EXIT_REJECTS, EXIT_USAGE
-from serving.cli.scoring import _progress
+from serving.cli.scoring import _progress, suffixed
 from serving.console import say
 from serving.genome import Genome
 from serving.scoring import outputs
@@ -115,40 +115,56 @@ def cmd_scan_genome(args, predictor) -> int:
         return EXIT_USAGE
     bedgraph_path = args.bedgraph or (None if (args.bed or args.output or bigwig_path) else "-")
     track = args.track_line
-    outs: dict = {}
-    bigwig = None
-    sites = SiteStream(args.threshold) if args.bed else None
+    models = list(zip(predictor.names, predictor.predictors)) if hasattr(predictor, "names") else [(None, predictor)]
+    if len(models) > 1 and bedgraph_path == "-":
+        raise ValueError("several --model arguments write a file per model (NAME before the extension): give "
+                         "--bedgraph, --bigwig, --bed or -o paths instead of stdout")
+    if len(models) > 1 and getattr(args, "engine", "local") != "local":
+        raise ValueError("several --model arguments scan here (--engine local) for now; give one model for "
+                         "--engine ray")
+    outs: dict = {}  # (model name or None, "bedgraph"/"bed"/"windows") -> open file
+    bigwigs: dict = {}
+    sites = {name: SiteStream(args.threshold) for name, _ in models} if args.bed else None
     counts = {"bedgraph": 0, "sites": 0, "windows": 0}
     engine = _engine(args, genome)
-    progress = _progress(args, "scanning", count_windows(spans, L, stride), unit="windows")
+    windows = count_windows(spans, L, stride)
+    progress = _progress(args, "scanning", windows * len(models), unit="windows")
     t0 = time.perf_counter()
     try:
-        outs.update(outputs.open_scan_outputs(bedgraph_path, args.bed, args.output, track))
-        if bigwig_path:
-            bigwig = BigWigWriter(bigwig_path, genome.sizes, intervals=count_windows(spans, L, stride))
-            if not bigwig.zooms:
-                say(f"note: {bigwig_path} is written without zoom levels ({count_windows(spans, L, stride):,} "
-                    "intervals; libBigWig would hold ~8 bytes each in memory for them): complete values, slower "
-                    "zoomed-out views. For zoom levels use a larger --stride, or bedGraphToBigWig on --bedgraph",
-                    args.quiet)
-        results = (scan_genome(predictor, genome, spans, stride, args.rc, on_batch=progress.update) if engine is None
-                   else engine.scan(spans, L, stride, args.rc, on_tile=progress.update))
-        for result in results:
-            region = Region(result.id)
-            counts["windows"] += len(result.starts)
-            if "bedgraph" in outs:
-                counts["bedgraph"] += outputs.write_bedgraph(outs["bedgraph"], result, region)
-            if bigwig is not None:
-                bigwig.add(result, region)
-            if sites is not None:
-                done = sites.add(result)
-                outs["bed"].write(outputs.format_sites(done))
-                counts["sites"] += len(done)
-            if "windows" in outs:
-                outputs.write_windows(outs["windows"], result, region)
-        if sites is not None:
-            done = sites.flush()
-            outs["bed"].write(outputs.format_sites(done))
+        for name, _ in models:
+            opened = outputs.open_scan_outputs(*(suffixed(p, name) for p in (bedgraph_path, args.bed, args.output)),
+                                               track and (f"{track} {name}" if name else track))
+            outs.update({(name, kind): fh for kind, fh in opened.items()})
+            if bigwig_path:
+                bigwigs[name] = BigWigWriter(suffixed(bigwig_path, name), genome.sizes, intervals=windows)
+        if bigwigs and not next(iter(bigwigs.values())).zooms:
+            say(f"note: {bigwig_path} is written without zoom levels ({windows:,} "
+                "intervals; libBigWig would hold ~8 bytes each in memory for them): complete values, slower "
+                "zoomed-out views. For zoom levels use a larger --stride, or bedGraphToBigWig on --bedgraph",
+                args.quiet)
+        if len(models) > 1:
+            results = _scan_genome_models(models, genome, spans, stride, args.rc, progress.update)
+        else:
+            results = ([r] for r in (scan_genome(predictor, genome, spans, stride, args.rc, on_batch=progress.update)
+                                     if engine is None else engine.scan(spans, L, stride, args.rc,
+                                                                        on_tile=progress.update)))
+        for per_model in results:
+            counts["windows"] += len(per_model[0].starts)
+            for (name, _), result in zip(models, per_model):
+                region = Region(result.id)
+                if (name, "bedgraph") in outs:
+                    counts["bedgraph"] += outputs.write_bedgraph(outs[name, "bedgraph"], result, region)
+                if name in bigwigs:
+                    bigwigs[name].add(result, region)
+                if sites is not None:
+                    done = sites[name].add(result)
+                    outs[name, "bed"].write(outputs.format_sites(done))
+                    counts["sites"] += len(done)
+                if (name, "windows") in outs:
+                    outputs.write_windows(outs[name, "windows"], result, region)
+        for name, stream in (sites or {}).items():
+            done = stream.flush()
+            outs[name, "bed"].write(outputs.format_sites(done))
             counts["sites"] += len(done)
     finally:
         if engine is not None:
@@ -156,14 +172,17 @@ def cmd_scan_genome(args, predictor) -> int:
         progress.close()
         for fh in outs.values():
             outputs.close_output(fh)
-        if bigwig is not None:
-            bigwig.close()
+        for bw in bigwigs.values():
+            bw.close()
     seconds = time.perf_counter() - t0
+    named = (lambda p: suffixed(p, "NAME")) if len(models) > 1 else (lambda p: p)
     wrote = ", ".join(filter(None, [
-        f"bedGraph {bedgraph_path if bedgraph_path != '-' else 'stdout'}" if bedgraph_path else "",
-        f"bigWig {bigwig_path}" if bigwig_path else "",
-        f"BED {args.bed} ({counts['sites']:,} sites >= {args.threshold})" if args.bed else "",
-        f"windows {args.output}" if args.output else ""]))
+        f"bedGraph {named(bedgraph_path) if bedgraph_path != '-' else 'stdout'}" if bedgraph_path else "",
+        f"bigWig {named(bigwig_path)}" if bigwig_path else "",
+        f"BED {named(args.bed)} ({counts['sites']:,} sites >= {args.threshold})" if args.bed else "",
+        f"windows {named(args.output)}" if args.output else ""]))
+    if len(models) > 1:
+        wrote += " per model: " + ", ".join(name for name, _ in models)
     bp = sum(s.end - s.start for s in spans)
     say(f"scanned {len(spans):,} span(s), {bp:,} bp, {counts['windows']:,} windows at stride {stride} in "
         f"{seconds:.1f} s ({counts['windows'] / max(seconds, 1e-9):,.0f} windows/s) -> {wrote}"
@@ -172,6 +191,22 @@ def cmd_scan_genome(args, predictor) -> int:
         print(f"{n_bad:,} region line(s) not scanned; listed in {rejects_path or 'stderr above'}", file=sys.stderr)
         return EXIT_REJECTS
     return EXIT_OK
+
+
+def _scan_genome_models(models: list, genome: Genome, spans: list, stride: int, rc: bool, on_batch):
+    """scan_genome for several models: each tile's bases read from the genome once, every model scanning the same
+    codes. Yields [ScanResult per model] tile by tile."""
+    import numpy as np
+
+    from serving.scoring.genome_scan import plan_tiles
+    from serving.scoring.scan import BATCH, ScanResult, scan_codes
+
+    L = models[0][1].length
+    for tile in plan_tiles(spans, genome, L, stride):
+        codes = genome.codes(tile.chrom, tile.start, tile.end(L, stride))
+        starts = tile.start + np.arange(tile.windows, dtype=np.int64) * stride
+        yield [ScanResult(tile.chrom, tile.size, L, stride, starts, *scan_codes(p, codes, stride, BATCH, rc, on_batch))
+               for _, p in models]
 
 
 def _records(args, skipped: list[int]):
