@@ -213,7 +213,8 @@ def section_engine(model: Path, work: Path, quick: bool, repeat: int | None = No
     OWN_TARGETS[:] = TARGET_ROWS[first_target:]
     head = ["what", "engine", "window by window", "ratio (wall)", "ratio (CPU time)", "max scaled logit difference"]
     return (f"## Shared-computation engine ({'--quick' if quick else 'full'}; medians of {rounds} alternating rounds; "
-            f"providers {engine.providers})\n\n{machine_line()}. Load average (1 min): {load0:.1f} at the start, "
+            f"providers {engine.providers})\n\n{machine_line()}. Model: {model} ({predictor.metadata['name']}:"
+            f"{predictor.metadata['version']}). Load average (1 min): {load0:.1f} at the start, "
             f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores.\n\n"
             "Engine: scan.onnx (serving/engine.py) and layers.npz (serving/substitutions.py) of the model folder. "
             "Window by window: the same predictor without its model folder (in-process rows), or the same command on "

@@ -3,26 +3,23 @@ training/scan_graph.py), which computes the convolution once per base instead of
 
 Each window's score is its score alone (within float32 rounding): the graph corrects the window's own zero padding.
 Long sequences go through in runs of a bounded number of bases (RUN_BASES at stride 1) that overlap by L - stride,
-so memory stays flat. Reverse
-strand (rc): window s of a sequence of n bases is window n - L - s of its reverse complement; logits are averaged as
-every predictor does (serving.dna.average_strands). Model folders without a scan graph, and predictors without a
+so memory stays flat. Reverse strand (rc): window s of a sequence of n bases is window n - L - s of its reverse
+complement; logits are averaged as every predictor does (serving.dna.average_strands). Model folders without a scan graph, and predictors without a
 model folder (a service's client, toys), are scored window by window (engine_for returns None).
 """
 from __future__ import annotations
 
-import logging
 import os
+import threading
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from serving.artifact import (FINGERPRINT_TOLERANCE, FINGERPRINT_TOLERANCE_GPU, check_fingerprint, probe_inputs)
+from serving.artifact import FINGERPRINT_TOLERANCE, FINGERPRINT_TOLERANCE_GPU, check_fingerprint, probe_inputs
 from serving.console import say
 from serving.dna import average_strands, codes_to_onehot, sigmoid
-
-log = logging.getLogger("bindcnn.engine")
 
 SCAN_FILE = "scan.onnx"
 SCAN_INPUTS = ("dna", "starts")  # (bases, 4) float32 one-hot; (windows,) int64 window starts
@@ -140,8 +137,25 @@ class ScanEngine:
         return sigmoid(logit), logit
 
 
-_ENGINES: "weakref.WeakKeyDictionary[Any, ScanEngine | None]" = weakref.WeakKeyDictionary()
 _NOTED: set[str] = set()
+_ENGINES: dict[int, Any] = {}
+_LOCK = threading.Lock()
+
+
+def per_predictor(cache: dict[int, Any], predictor, make: Callable[[], Any]) -> Any:
+    """make()'s result, made once per predictor object (kept while the predictor lives; threads that ask at once
+    share one). A predictor that cannot be weakly referenced gets a new one each time."""
+    with _LOCK:
+        key = id(predictor)
+        if key in cache:
+            return cache[key]
+        value = make()
+        try:
+            weakref.finalize(predictor, cache.pop, key, None)
+        except TypeError:
+            return value
+        cache[key] = value
+        return value
 
 
 def has_scan_graph(metadata: dict[str, Any]) -> bool:
@@ -154,21 +168,17 @@ def engine_for(predictor) -> ScanEngine | None:
     """The scan engine of an in-process predictor (one per predictor, made on first use), or None: scoring then goes
     window by window. None for a predictor without a model folder (serving.client.HttpPredictor, test toys) and for
     a model folder exported before scan graphs existed (said once per folder, with the command that adds one)."""
-    try:
-        return _ENGINES[predictor]
-    except (KeyError, TypeError):
-        pass
-    engine = None
+    return per_predictor(_ENGINES, predictor, lambda: _make_engine(predictor))
+
+
+def _make_engine(predictor) -> ScanEngine | None:
     metadata, model_dir = getattr(predictor, "metadata", None), getattr(predictor, "model_dir", None)
-    if isinstance(metadata, dict) and model_dir is not None:
-        if has_scan_graph(metadata):
-            engine = ScanEngine.from_predictor(predictor)
-        elif str(model_dir) not in _NOTED:
-            _NOTED.add(str(model_dir))
-            say(f"note: {model_dir} has no scan graph ({SCAN_FILE}): windows are scored one by one (slower); add it "
-                f"with: bindcnn export --model {model_dir}")
-    try:
-        _ENGINES[predictor] = engine
-    except TypeError:  # not weak-referenceable: made again next time
-        pass
-    return engine
+    if not isinstance(metadata, dict) or model_dir is None:
+        return None
+    if has_scan_graph(metadata):
+        return ScanEngine.from_predictor(predictor)
+    if str(model_dir) not in _NOTED:
+        _NOTED.add(str(model_dir))
+        say(f"note: {model_dir} has no scan graph ({SCAN_FILE}): windows are scored one by one (slower); add it "
+            f"with: bindcnn export --model {model_dir}")
+    return None

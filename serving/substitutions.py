@@ -1,6 +1,6 @@
 """Single-base substitutions computed incrementally (numpy over layers.npz): a substitution at position q changes the
 convolution only at the K positions whose kernel reaches q, and only the pooled bins holding them, so each of the
-3L mutants of a window costs a few thousand multiply-adds instead of a whole forward pass (fastISM's idea).
+3L mutants of a window costs a few thousand operations instead of a whole forward pass (fastISM's idea).
 
 Exact: the changed convolution values are the reference ones plus the kernel taps' difference; a changed bin's max is
 the max of its unchanged positions (prefix and suffix maxima within the bin) and the changed ones; the dense head is
@@ -9,8 +9,8 @@ then applied to every mutant's bins. Used by serving.scoring.mutagenesis (in sil
 from __future__ import annotations
 
 import os
-import weakref
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +28,8 @@ def _plan(width: int, left: int, pool: int, length: int) -> dict[str, np.ndarray
     """Static indices for a window of `length`. A base at q reaches the K positions p = q + left - k (tap k); along
     k they fall into a few consecutive bins, 'slots' (slot 0: the bin of tap 0, the highest position). Per slot s:
     member (S, L, K) where tap k of q lies in slot s and in a pooled position; split (L,): slot 0's taps are
-    0 .. split - 1; bin, used (S, L): its bin
-    and whether it holds any pooled position; prefix / suffix (S, L): where the bin's running max of its untouched
-    positions before / after the touched ones is read (-1: none)."""
+    0 .. split - 1; bin, used (S, L): its bin and whether it holds any pooled position; prefix / suffix (S, L):
+    where the bin's running max of its untouched positions before / after the touched ones is read (-1: none)."""
     pooled = length // pool * pool
     pos = np.arange(length)[:, None] + left - np.arange(width)[None, :]  # (L, K)
     valid = (pos >= 0) & (pos < pooled)
@@ -171,7 +170,7 @@ def mutagenesis(layers: Layers, codes: np.ndarray, rc: bool = False) -> tuple[np
     return delta.astype(np.float32), ref
 
 
-_LAYERS: "weakref.WeakKeyDictionary[Any, Layers | None]" = weakref.WeakKeyDictionary()
+_LAYERS: dict[int, Any] = {}
 
 
 def has_layers(metadata: dict[str, Any]) -> bool:
@@ -183,21 +182,15 @@ def has_layers(metadata: dict[str, Any]) -> bool:
 def layers_for(predictor) -> Layers | None:
     """The weights of an in-process predictor's model folder (loaded once per predictor; its checksum was verified
     with the folder), or None: a predictor without a model folder, or a folder exported before layers.npz existed."""
-    try:
-        return _LAYERS[predictor]
-    except (KeyError, TypeError):
-        pass
-    metadata, model_dir = getattr(predictor, "metadata", None), getattr(predictor, "model_dir", None)
-    layers = None
-    if isinstance(metadata, dict) and model_dir is not None and has_layers(metadata):
-        from pathlib import Path
+    from serving.engine import per_predictor
 
-        layers = Layers.load(Path(model_dir) / metadata[METADATA_KEY]["file"])
-    try:
-        _LAYERS[predictor] = layers
-    except TypeError:
-        pass
-    return layers
+    def load() -> Layers | None:
+        metadata, model_dir = getattr(predictor, "metadata", None), getattr(predictor, "model_dir", None)
+        if isinstance(metadata, dict) and model_dir is not None and has_layers(metadata):
+            return Layers.load(Path(model_dir) / metadata[METADATA_KEY]["file"])
+        return None
+
+    return per_predictor(_LAYERS, predictor, load)
 
 
 __all__ = ["LAYERS_FILE", "METADATA_KEY", "has_layers", "layers_for", "mutagenesis", "mutant_logits"]

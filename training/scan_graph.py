@@ -59,7 +59,7 @@ def bin_plan(layers: Layers) -> list[dict]:
 
 
 class _Graph:
-    """Nodes and initializers being collected (names are unique by prefix)."""
+    """Nodes and initializers being collected; every node is named after its one output."""
 
     def __init__(self):
         from onnx import helper, numpy_helper
@@ -71,9 +71,15 @@ class _Graph:
         self.inits.append(self.numpy_helper.from_array(np.asarray(value), name))
         return name
 
+    def ints(self, name: str, values) -> str:
+        return self.const(name, np.asarray(values, np.int64))
+
     def op(self, kind: str, inputs: list[str], output: str, **attrs) -> str:
         self.nodes.append(self.helper.make_node(kind, inputs, [output], name=output, **attrs))
         return output
+
+    def has(self, name: str) -> bool:
+        return any(n.name == name for n in self.nodes)
 
 
 def build(layers: Layers, opset: int = 17):
@@ -85,82 +91,77 @@ def build(layers: Layers, opset: int = 17):
     k, c, f = layers.kernel.shape
     left, length = layers.pad_left, layers.length
     g = _Graph()
-    # the convolution once over the chunk: 'valid', so output u is the window-interior value at base u + left
-    x4 = g.op("Reshape", [g.op("Transpose", [DNA], "dna_t", perm=[1, 0]), g.const("shape_1c1n", np.array(
-        [1, c, 1, -1], np.int64))], "dna_nchw")
-    conv_w = layers.kernel.transpose(2, 1, 0)[:, :, None, :]  # (F, C, 1, K)
-    h = g.op("Relu", [g.op("Conv", [x4, g.const("conv_w", conv_w), g.const("conv_b", layers.bias)], "conv",
-                           kernel_shape=[1, k])], "conv_relu")
-    starts_col = g.op("Unsqueeze", [STARTS, g.const("axis1", np.array([1], np.int64))], "starts_col")  # (W, 1)
+    # the convolution once over the chunk, 'valid': output u is the window-interior value at base u + left
+    x = g.op("Reshape", [g.op("Transpose", [DNA], "dna_t", perm=[1, 0]), g.ints("shape_1c1n", [1, c, 1, -1])],
+             "dna_nchw")
+    conv = g.op("Conv", [x, g.const("conv_w", layers.kernel.transpose(2, 1, 0)[:, :, None, :]),
+                         g.const("conv_b", layers.bias)], "conv", kernel_shape=[1, k])
+    h = g.op("Relu", [conv], "conv_relu")
+    starts = g.op("Unsqueeze", [STARTS, g.ints("axis1", [1])], "starts_col")  # (W, 1)
+
+    def at_starts(offsets, tag: str) -> str:
+        """(W, len(offsets)) int64: every window start plus each offset."""
+        return g.op("Add", [starts, g.ints(f"off_{tag}", [offsets])], f"idx_{tag}")
 
     def running_max(width: int) -> str:
+        """(positions, F): the max of ReLU'd convolution over `width` positions from each position (stride 1)."""
         name = f"max{width}"
-        if not any(n.name == name for n in g.nodes):
+        if not g.has(name):
             pooled = h if width == 1 else g.op("MaxPool", [h], f"pool{width}", kernel_shape=[1, width])
-            flat = g.op("Reshape", [pooled, g.const(f"shape_f{width}", np.array([f, -1], np.int64))], f"flat{width}")
-            g.op("Transpose", [flat], name, perm=[1, 0])  # (positions, F)
+            flat = g.op("Reshape", [pooled, g.ints(f"shape_f{width}", [f, -1])], f"flat{width}")
+            g.op("Transpose", [flat], name, perm=[1, 0])
         return name
 
-    def gather_bins(width: int, starts: list[int], tag: str) -> str:
-        """(W, len(starts) * F): running maxes of `width` read at window start + each relative start."""
-        idx = g.op("Add", [starts_col, g.const(f"off_{tag}", np.array([starts], np.int64) - left)], f"idx_{tag}")
-        got = g.op("Gather", [running_max(width), idx], f"bins_{tag}", axis=0)  # (W, n, F)
-        return g.op("Reshape", [got, g.const(f"shape_{tag}", np.array([-1, len(starts) * f], np.int64))],
-                    f"binsflat_{tag}")
+    def gather_bins(width: int, firsts: list[int], tag: str) -> str:
+        """(W, len(firsts) * F): the running maxima of `width` that begin at each window's positions `firsts`."""
+        got = g.op("Gather", [running_max(width), at_starts(np.array(firsts) - left, tag)], f"bins_{tag}", axis=0)
+        return g.op("Reshape", [got, g.ints(f"shape_{tag}", [-1, len(firsts) * f])], f"binsflat_{tag}")
 
-    edges, edge_count = {}, {}
-    for side, (matrix, first_base) in zip(("left", "right"), zip(edge_maps(layers), (0, length - k + 1))):
-        n_out = edge_count[side] = matrix.shape[1] // f
-        if n_out == 0:
-            continue
-        idx = g.op("Add", [starts_col, g.const(f"patch_{side}", np.arange(first_base, first_base + k - 1,
-                                                                           dtype=np.int64)[None])], f"pidx_{side}")
-        patch = g.op("Reshape", [g.op("Gather", [DNA, idx], f"patch_{side}_x", axis=0),
-                                 g.const(f"shape_p{side}", np.array([-1, (k - 1) * c], np.int64))], f"patchflat_{side}")
-        out = g.op("Gemm", [patch, g.const(f"edge_w_{side}", matrix), g.const(f"edge_b_{side}",
-                                                                            np.tile(layers.bias, n_out))], f"edge_{side}")
-        edges[side] = g.op("Reshape", [out, g.const(f"shape_e{side}", np.array([-1, n_out, f], np.int64))],
-                           f"edges_{side}")  # (W, positions, F), before ReLU
+    edges = {}  # side -> (W, positions, F) before ReLU: the window's edge positions with its own zero padding
+    for side, matrix, first_base in zip(("left", "right"), edge_maps(layers), (0, length - k + 1)):
+        n_out = matrix.shape[1] // f
+        if n_out:
+            patch = g.op("Gather", [DNA, at_starts(np.arange(first_base, first_base + k - 1), f"patch_{side}")],
+                         f"patch_{side}", axis=0)  # (W, K - 1, 4): the bases the edge reads
+            flat = g.op("Reshape", [patch, g.ints(f"shape_p{side}", [-1, (k - 1) * c])], f"patchflat_{side}")
+            out = g.op("Gemm", [flat, g.const(f"edge_w_{side}", matrix),
+                                g.const(f"edge_b_{side}", np.tile(layers.bias, n_out))], f"edge_{side}")
+            edges[side] = g.op("Reshape", [out, g.ints(f"shape_e{side}", [-1, n_out, f])], f"edges_{side}")
 
-    pieces: list[str] = []
-    run: list[int] = []  # consecutive interior-only bins of one width, gathered together
-
-    def flush_run():
-        if run:
-            a, b = plan[run[0]]["interior"]
-            pieces.append(gather_bins(b - a, [plan[j]["interior"][0] for j in run], f"run{run[0]}"))
-            run.clear()
+    def edge_max(j: int, side: str) -> str:
+        """(W, F): the max over the edge positions of `side` that bin j holds (before ReLU)."""
+        lo, hi = plan[j][side]
+        part = edges[side]
+        if (lo, hi) != (0, left if side == "left" else k - 1 - left):  # not all of them
+            part = g.op("Slice", [part, g.ints(f"lo{j}{side}", [lo]), g.ints(f"hi{j}{side}", [hi]),
+                                  g.ints(f"ax{j}{side}", [1])], f"slice{j}{side}")
+        return g.op("ReduceMax", [part], f"edgemax{j}{side}", axes=[1], keepdims=0)
 
     plan = bin_plan(layers)
-    for j, spec in enumerate(plan):
-        a, b = spec["interior"]
-        if spec["left"] is None and spec["right"] is None:
-            if run and plan[run[0]]["interior"][1] - plan[run[0]]["interior"][0] != b - a:
-                flush_run()
+    pieces: list[str] = []  # (W, n * F) each, in bin order: Keras' flatten order once concatenated
+    run: list[int] = []  # consecutive interior-only bins of one width, gathered together
+    for j, spec in enumerate(plan + [None]):
+        a, b = spec["interior"] if spec else (0, 0)
+        width = plan[run[0]]["interior"][1] - plan[run[0]]["interior"][0] if run else None
+        if run and (spec is None or spec["left"] or spec["right"] or b - a != width):
+            pieces.append(gather_bins(width, [plan[i]["interior"][0] for i in run], f"run{run[0]}"))
+            run = []
+        if spec is None:
+            break
+        sides = [side for side in ("left", "right") if spec[side] and side in edges]
+        if not sides:
             run.append(j)
             continue
-        flush_run()
-        parts = []
-        for side in ("left", "right"):
-            if spec[side] is not None and side in edges:
-                lo, hi = spec[side]
-                whole = (lo, hi) == (0, edge_count[side])
-                part = edges[side] if whole else g.op("Slice", [edges[side], g.const(f"lo{j}{side}", np.array([lo], np.int64)),
-                                      g.const(f"hi{j}{side}", np.array([hi], np.int64)), g.const(
-                                          f"ax{j}{side}", np.array([1], np.int64))], f"slice{j}{side}")
-                parts.append(g.op("ReduceMax", [part], f"edgemax{j}{side}", axes=[1], keepdims=0))
-        if b > a:  # ReLU'd interior max >= 0, so max(interior, edges) is already ReLU'd
-            parts.append(gather_bins(b - a, [a], f"in{j}"))
-            pieces.append(g.op("Max", parts, f"bin{j}"))
+        parts = [edge_max(j, side) for side in sides]
+        if b > a:  # the interior max is ReLU'd (>= 0), so the max with the edges is already ReLU'd
+            pieces.append(g.op("Max", parts + [gather_bins(b - a, [a], f"in{j}")], f"bin{j}"))
         else:
-            pieces.append(g.op("Relu", [g.op("Max", parts, f"edges{j}") if len(parts) > 1 else parts[0]],
-                               f"bin{j}"))
-    flush_run()
-    pooled = g.op("Concat", pieces, "pooled", axis=1) if len(pieces) > 1 else pieces[0]  # (W, T * F) Keras order
+            pieces.append(g.op("Relu", [g.op("Max", parts, f"edges{j}") if len(parts) > 1 else parts[0]], f"bin{j}"))
+    pooled = g.op("Concat", pieces, "pooled", axis=1) if len(pieces) > 1 else pieces[0]  # (W, T * F)
     hidden = g.op("Relu", [g.op("Gemm", [pooled, g.const("dense_w", layers.dense_w),
                                          g.const("dense_b", layers.dense_b)], "dense")], "dense_relu")
     z = g.op("Gemm", [hidden, g.const("logit_w", layers.logit_w), g.const("logit_b", layers.logit_b)], "logit_col")
-    g.op("Reshape", [z, g.const("shape_w", np.array([-1], np.int64))], LOGIT)
+    g.op("Reshape", [z, g.ints("shape_w", [-1])], LOGIT)
     g.op("Sigmoid", [LOGIT], PROB)
     graph = helper.make_graph(
         g.nodes, "bindcnn_scan",

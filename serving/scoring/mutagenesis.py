@@ -61,18 +61,10 @@ def mutagenesis_records(predictor, records: Iterable, rc: bool = False, rid: str
                         ) -> Iterator[tuple[object, np.ndarray | None, float | None, str]]:
     """FASTA Records (or only the one named rid) -> (record, delta (L, 4) float32, reference logit, "") in input
     order, or (record, None, None, reason) for one that cannot be scored (bad character, wrong length).
-    RECORDS_PER_PASS records at a time; the next pass is computed on a thread while the caller handles this one."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="bindcnn-mutagenesis") as pool:
-        pending = None
-        for batch in _passes(records, rid, predictor.length, predictor.alphabet):
-            ahead = pool.submit(_score_pass, predictor, batch, rc)
-            if pending is not None:
-                yield from pending.result()
-            pending = ahead
-        if pending is not None:
-            yield from pending.result()
+    RECORDS_PER_PASS records at a time. (Computing the next pass while the caller writes this one was slower: the
+    writer's Python formatting holds the GIL the numpy threads need between their array operations.)"""
+    for batch in _passes(records, rid, predictor.length, predictor.alphabet):
+        yield from _score_pass(predictor, batch, rc)
 
 
 def _passes(records: Iterable, rid: str | None, length: int, alphabet: str) -> Iterator[list]:
