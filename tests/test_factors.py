@@ -219,3 +219,15 @@ def test_genome_scan_with_two_models_writes_each_models_own_tracks(trained, rest
         assert main(["scan", "--model", model, "--genome", str(genome), "--stride", "5", *outs("one"), "-q"]) == EXIT_OK
         for ext in ("bw", "bedgraph", "bed"):
             assert (tmp_path / f"both.{name}.{ext}").read_bytes() == (tmp_path / f"one.{ext}").read_bytes(), (name, ext)
+
+
+def test_train_motif_checks_its_arguments_before_any_work(tmp_path, capsys):
+    from training.commands import motif_model_name
+
+    assert motif_model_name("MA0138.3 REST") == "rest"
+    assert motif_model_name("MA0058.4 MAX::MYC") == "max-myc"
+    assert main(["train", "--motif", "MA9999", "--models", str(tmp_path)]) == EXIT_USAGE
+    assert "no matrix MA9999" in capsys.readouterr().err
+    assert main(["train", "--motif", "MA0138", "--data", str(tmp_path / "x.h5"), "--models", str(tmp_path)]) == EXIT_USAGE
+    assert "not both" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
