@@ -94,7 +94,7 @@ def _engine_args(g) -> None:
 
 
 def _genome_args(p: argparse.ArgumentParser, scan: bool) -> None:
-    g = p.add_argument_group("genome (instead of INPUT; see README 'Genome scale')")
+    g = p.add_argument_group("genome (instead of INPUT; see docs/genome.md)")
     g.add_argument("--genome", help="indexed genome FASTA, plain or bgzip (.fai/.gzi are built beside it when missing); "
                    "IUPAC ambiguity codes in it are scored as N")
     if scan:
@@ -233,7 +233,7 @@ def add_commands(sub) -> None:
                    f"or {DEFAULT_MODEL_TAG})")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=3000, help="port (default 3000)")
-    e = s.add_argument_group("explainer (saliency; README 'Deploying')")
+    e = s.add_argument_group("explainer (saliency; docs/deploying.md)")
     where = e.add_mutually_exclusive_group()
     where.add_argument("--explainer-only", action="store_true",
                        help="serve the TensorFlow explainer alone (serving.service.explainer:Explainer), for "
