@@ -231,3 +231,29 @@ def test_train_motif_checks_its_arguments_before_any_work(tmp_path, capsys):
     assert main(["train", "--motif", "MA0138", "--data", str(tmp_path / "x.h5"), "--models", str(tmp_path)]) == EXIT_USAGE
     assert "not both" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_regions_scored_by_two_models_get_each_models_columns(trained, rest_model, tmp_path):
+    from serving.dna import random_dna
+    from tests.genome_files import write_genome
+
+    seq = random_dna(1, 3000, seed=9)[0]
+    genome = write_genome(tmp_path, {"chr1": seq[:1500] + "NNXN" + seq[1504:]})[0]
+    bed = tmp_path / "r.bed"
+    bed.write_text("".join(f"chr1\t{s}\t{s + 50}\tr{s}\n" for s in range(100, 2800, 230)))
+    models = {TEST_MODEL_NAME: str(trained["dir"]), REST_MODEL_NAME: str(rest_model["dir"])}
+    alone = {}
+    for name, model in models.items():
+        main(["score", "--model", model, "--genome", str(genome), "--regions", str(bed), "-o",
+              str(tmp_path / f"{name}.tsv"), "-q"])
+        alone[name] = [ln.split("\t") for ln in (tmp_path / f"{name}.tsv").read_text().splitlines()]
+    main(["score", *[a for m in models.values() for a in ("--model", m)], "--genome", str(genome), "--regions",
+          str(bed), "-o", str(tmp_path / "both.tsv"), "-q"])
+    both = [ln.split("\t") for ln in (tmp_path / "both.tsv").read_text().splitlines()]
+    assert both[0] == ["chrom", "start", "end", "name", f"probability_{TEST_MODEL_NAME}", f"logit_{TEST_MODEL_NAME}",
+                       f"probability_{REST_MODEL_NAME}", f"logit_{REST_MODEL_NAME}"]
+    assert alone[TEST_MODEL_NAME][0][4:] == ["probability", "logit"]
+    one, two = alone[TEST_MODEL_NAME], alone[REST_MODEL_NAME]
+    assert len(both) == len(one) == len(two) < 1 + 12  # the window over the X is left out (a reject)
+    for row, a, b in zip(both[1:], one[1:], two[1:]):
+        assert row == a + b[4:]

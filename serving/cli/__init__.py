@@ -92,9 +92,9 @@ def split_models(args) -> None:
         if args.url:
             raise ValueError("several --model arguments score in this process (--local); a service's models are "
                              "chosen per request (see docs/factors.md)")
-        if args.command == "score" and not getattr(args, "scan", False) and (args.genome or args.regions):
-            raise ValueError("several --model arguments score FASTA, .npy or .h5 input; score --genome --regions "
-                             "takes one model for now")
+        if getattr(args, "engine", "local") != "local":
+            raise ValueError("several --model arguments run here (--engine local) for now; give one model for "
+                             "--engine ray")
 
 
 def run(args) -> int:

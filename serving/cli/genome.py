@@ -40,7 +40,7 @@ def _ambiguous(genome: Genome) -> str:
 
 def cmd_score_regions(args, predictor) -> int:
     from serving.intervals import count_lines
-    from serving.scoring.genome_regions import CHUNK, HEADER, line_summary, score_regions
+    from serving.scoring.genome_regions import CHUNK, header, line_summary, score_regions
 
     if not (args.genome and args.regions):
         raise ValueError("scoring regions needs both --genome G.fa and --regions R.bed (or narrowPeak)")
@@ -51,7 +51,7 @@ def cmd_score_regions(args, predictor) -> int:
     rejects_path = args.rejects or outputs.default_rejects_path(args.output)
     rejects = outputs.RejectsFile(rejects_path, header=outputs.LINE_REJECTS_HEADER)
     progress = _progress(args, "scoring regions", count_lines(args.regions), unit="regions")
-    out = outputs.open_output(args.output, HEADER)
+    out = outputs.open_output(args.output, header(predictor))
     try:
         summary = score_regions(predictor, genome, args.regions, out, rejects, args.rc, progress, args.chunk or CHUNK,
                                 engine=engine)

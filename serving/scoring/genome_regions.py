@@ -15,7 +15,7 @@ import numpy as np
 from serving.dna import SequenceError, codes_to_onehot
 from serving.genome import Genome
 from serving.intervals import Interval, LineReject, read_intervals
-from serving.scoring.score import Summary
+from serving.scoring.score import Summary, tsv_rows
 
 HEADER = "chrom\tstart\tend\tname\tprobability\tlogit\n"
 CHUNK = 4096  # regions read, cut and scored at a time
@@ -39,8 +39,8 @@ def score_intervals(predictor, genome: Genome, intervals: list[Interval], rc: bo
                     ) -> tuple[np.ndarray, np.ndarray, list[LineReject]]:
     """Score windows cut from the genome: intervals of the model's length L (read_intervals(..., length=L)).
 
-    Returns (probability (n,), logit (n,)) float32, NaN for a window with a non-nucleotide character, and the
-    LineRejects saying so. One predictor call on x: (n_ok, L, 4) float32."""
+    Returns (probability (n,), logit (n,)) float32 ((n, M) for M models: serving.model_set.ModelSet), NaN for a
+    window with a non-nucleotide character, and the LineRejects saying so. One predictor call on x: (n_ok, L, 4)."""
     L = predictor.length
     codes = np.full((len(intervals), L), 4, np.uint8)
     ok = np.ones(len(intervals), bool)
@@ -53,7 +53,8 @@ def score_intervals(predictor, genome: Genome, intervals: list[Interval], rc: bo
         except SequenceError as exc:
             ok[i] = False
             rejects.append(LineReject(iv.line - 1, iv.label, str(exc)))
-    prob = np.full(len(intervals), np.nan, np.float32)
+    shape = (len(intervals), len(predictor.names)) if hasattr(predictor, "names") else (len(intervals),)
+    prob = np.full(shape, np.nan, np.float32)
     logit = prob.copy()
     if ok.any():
         out = predictor.predict_onehot(codes_to_onehot(codes[ok]), reverse_complement_average=rc)
@@ -61,10 +62,18 @@ def score_intervals(predictor, genome: Genome, intervals: list[Interval], rc: bo
     return prob, logit, rejects
 
 
+def header(predictor) -> str:
+    """HEADER, or for several models (a ModelSet) a probability_NAME, logit_NAME pair per model."""
+    columns = getattr(predictor, "columns", None)
+    return HEADER if columns is None else "\t".join(["chrom", "start", "end", "name", *columns("probability", "logit")]) + "\n"
+
+
 def format_rows(intervals: list[Interval], prob: np.ndarray, logit: np.ndarray) -> str:
-    """TSV rows (HEADER) of scored intervals; windows that could not be scored (NaN) are left out."""
-    return "".join(f"{iv.chrom}\t{iv.start}\t{iv.end}\t{iv.label}\t{p:.7g}\t{z:.7g}\n"
-                   for iv, p, z in zip(intervals, prob.tolist(), logit.tolist()) if p == p)
+    """TSV rows (header()) of scored intervals, numbers as score's TSV writes them; windows that could not be scored
+    (NaN) are left out. prob, logit: (n,) or (n, M) for M models."""
+    keep = ~np.isnan(prob if prob.ndim == 1 else prob[:, 0])
+    labels = [f"{iv.chrom}\t{iv.start}\t{iv.end}\t{iv.label}" for iv, k in zip(intervals, keep) if k]
+    return tsv_rows(labels, prob[keep], logit[keep])
 
 
 def region_rows(predictor, genome: Genome, intervals: list[Interval], rc: bool = False
