@@ -46,7 +46,7 @@ def test_every_json_example_works_as_it_is(http, docs):
     tried = 0
     for route, method, op in _operations(docs):
         media = ((op.get("requestBody") or {}).get("content") or {}).get("application/json")
-        if method != "post" or media is None or route == "/model":
+        if method != "post" or media is None or route in ("/model", "/models"):
             continue
         assert "example" in media, f"{route} has no example body"
         response = http.post(route, json=media["example"])

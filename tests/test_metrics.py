@@ -60,8 +60,9 @@ def test_model_metrics_count_what_was_done(server, trained):
     def delta(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta("bindcnn_sequences_scored_total", endpoint="predict") == sum(sizes)
-    assert delta("bindcnn_sequences_scored_total", endpoint="predict_one") == 1
+    model = trained["meta"]["name"]  # several models can be served: each count names its model
+    assert delta("bindcnn_sequences_scored_total", endpoint="predict", model=model) == sum(sizes)
+    assert delta("bindcnn_sequences_scored_total", endpoint="predict_one", model=model) == 1
     assert delta("bindcnn_batch_size_count", endpoint="predict") == len(sizes)
     assert delta("bindcnn_batch_size_sum", endpoint="predict") == sum(sizes)
     assert delta("bindcnn_batch_size_bucket", endpoint="predict", le="4.0") == 3  # 1, 3 and 2

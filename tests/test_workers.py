@@ -92,6 +92,7 @@ def test_a_real_server_traces_requests_only_with_bindcnn_tracing(trained, server
 
     from serving.service.launch import Server
 
-    assert "x-bentoml-request-id" not in httpx.get(f"{server.url}/model", timeout=30).headers
+    # POST /model is a BentoML API (GET /model is served by the mounted app, serving/service/routes.py)
+    assert "x-bentoml-request-id" not in httpx.post(f"{server.url}/model", json={}, timeout=30).headers
     with Server(env={"BINDCNN_MODEL": trained["tag"], workers.TRACING_ENV: "1", workers.WORKERS_ENV: "1"}) as traced:
-        assert "x-bentoml-request-id" in httpx.get(f"{traced.url}/model", timeout=30).headers
+        assert "x-bentoml-request-id" in httpx.post(f"{traced.url}/model", json={}, timeout=30).headers

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Optional
 
 import bentoml
 import numpy as np
-from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+from bentoml.exceptions import InvalidArgument
 from bentoml.validators import ContentType
 from pydantic import Field
 
@@ -259,13 +259,14 @@ class BindCNN:
         return {"ref_logit": ref_logit, "alphabet": m.alphabet, "delta_logit": delta.tolist()}
 
     @bentoml.api
+    @explainer_link.answers_503  # no matplotlib here: 503 saying what to install
     def mutagenesis_logo(self, sequence: str, ctx: bentoml.Context, reverse_complement_average: bool = False,
                          model: Optional[str] = None) -> PNG:
         """One sequence -> its mutagenesis as a PNG: the reference bases scaled by their importance (minus the mean
         logit change of substituting them) over a heat map of every substitution's logit change."""
         if not explainer_link.installed("matplotlib"):
-            raise ServiceUnavailable("logos need matplotlib, not installed in this predictor: "
-                                     f"{explainer_link.INSTALL_EXPLAIN}, or ask /mutagenesis for the numbers")
+            raise explainer_link.Unavailable("logos need matplotlib, not installed in this predictor: "
+                                             f"{explainer_link.INSTALL_EXPLAIN}, or ask /mutagenesis for the numbers")
         m = self.pick(model)
         delta, _ = self._mutagenesis(m, sequence, reverse_complement_average)
         path = Path(ctx.temp_dir) / "mutagenesis.png"  # BentoML removes the request's folder after the answer

@@ -41,7 +41,7 @@ class Explainer:
             # Refuse a SavedModel that does not reproduce the logits recorded at export (the predictor checks
             # model.onnx against the same record, so the two cannot disagree).
             check_fingerprint(metadata, np.asarray(logits_fn(probe_inputs(metadata["sequence_length"]))),
-                              f"the TensorFlow SavedModel (saved_model/) of {metadata['name']}")
+                              "the TensorFlow SavedModel (saved_model/)")  # the error names the model
             self.served[metadata["name"]] = (model_dir, metadata, logits_fn)
         self.model_dir, self.metadata, self.logits_fn = next(iter(self.served.values()))
         self.length: int = self.metadata["sequence_length"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import importlib.util
 import logging
 import os
@@ -72,13 +73,28 @@ class Unavailable(Exception):
 
 
 def answers_503(endpoint):
-    """Decorator of an async endpoint that calls the explainer: Unavailable becomes its 503 response."""
-    @functools.wraps(endpoint)
-    async def wrapper(*args, **kwargs):
-        try:
-            return await endpoint(*args, **kwargs)
-        except Unavailable as exc:
-            return exc.response()
+    """Decorator of an endpoint that calls the explainer (or draws): Unavailable becomes its 503 response. An
+    endpoint with a `ctx` (bentoml.Context) gets the status there too: BentoML sets its answer's status from it."""
+    def unavailable(exc: Unavailable, kwargs: dict):
+        ctx = kwargs.get("ctx")
+        if ctx is not None:
+            ctx.response.status_code = 503
+        return exc.response()
+
+    if inspect.iscoroutinefunction(endpoint):
+        @functools.wraps(endpoint)
+        async def wrapper(*args, **kwargs):
+            try:
+                return await endpoint(*args, **kwargs)
+            except Unavailable as exc:
+                return unavailable(exc, kwargs)
+    else:
+        @functools.wraps(endpoint)
+        def wrapper(*args, **kwargs):
+            try:
+                return endpoint(*args, **kwargs)
+            except Unavailable as exc:
+                return unavailable(exc, kwargs)
 
     return wrapper
 
