@@ -70,8 +70,10 @@ def test_signal_stops_server_and_all_workers_within_10_s(trained, how):
 def test_launcher_stop_leaves_no_worker_and_no_temp_files(trained):
     server = Server(env={"BINDCNN_MODEL": trained["tag"]}).start()
     pids, folder = server.workers(), server.log.parent
-    httpx.post(f"{server.url}/saliency", json={"sequences": ["ACGT" * 50]}, timeout=60).raise_for_status()
-    server.stop()
+    try:
+        httpx.post(f"{server.url}/saliency", json={"sequences": ["ACGT" * 50]}, timeout=60).raise_for_status()
+    finally:  # a failed request must not leave the server running past the test
+        server.stop()
     assert _alive(pids) == [] and port_free(server.port)
     assert not folder.exists()  # the log and the workers' TMPDIR went with it
     assert "bindcnn" in server.output()  # the output stays readable after stop()
