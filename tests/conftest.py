@@ -68,19 +68,6 @@ def rest_model(trained) -> dict:
 
 
 @pytest.fixture(scope="session")
-def second_model(tmp_path_factory, bentoml_home) -> dict:
-    """A second, different model (another seed of the built-in set, a few epochs) registered beside `trained`, for
-    tests of several models side by side; trained only when a test asks for it. Keys as `trained`."""
-    from training.datasets.synthetic import write_synthetic
-    from training.pipeline import train_and_export
-
-    data = write_synthetic(tmp_path_factory.mktemp("data2") / "second.h5", n=2000, seed=11)
-    root = tmp_path_factory.mktemp("models2")
-    meta = train_and_export(data, "testsecond", root, epochs=4, seed=1, verbose=False)
-    return {"dir": root / "testsecond", "meta": meta, "tag": meta["bentoml_tag"], "data": data}
-
-
-@pytest.fixture(scope="session")
 def predictor(trained):
     """The trained test model on ONNX Runtime, CPU."""
     from serving.predictor import Predictor

@@ -16,11 +16,11 @@ from serving.service.launch import end_processes, free_port, process_tree
 BINDCNN = Path(sys.executable).parent / "bindcnn"
 
 
-def test_serve_prints_the_url_when_the_service_is_ready(trained, second_model, bentoml_home):
+def test_serve_prints_the_url_when_the_service_is_ready(trained, rest_model, bentoml_home):
     """Two --model: both served side by side (the first is the default), named in the ready line and /models."""
     port = free_port()
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BINDCNN_WORKERS": "1"}
-    proc = subprocess.Popen([str(BINDCNN), "serve", "--model", trained["tag"], "--model", str(second_model["dir"]),
+    proc = subprocess.Popen([str(BINDCNN), "serve", "--model", trained["tag"], "--model", str(rest_model["dir"]),
                              "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     seen = []
@@ -35,9 +35,9 @@ def test_serve_prints_the_url_when_the_service_is_ready(trained, second_model, b
                 # the moment the URL is printed, the service answers
                 assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
                 assert f"http://127.0.0.1:{port}" in line and "ready" in line
-                assert trained["tag"] in line and second_model["meta"]["name"] in line
+                assert trained["tag"] in line and rest_model["meta"]["name"] in line
                 cards = httpx.get(f"http://127.0.0.1:{port}/models", timeout=5).json()
-                assert [c["name"] for c in cards] == [trained["meta"]["name"], second_model["meta"]["name"]]
+                assert [c["name"] for c in cards] == [trained["meta"]["name"], rest_model["meta"]["name"]]
                 break
         else:
             raise AssertionError(f"no 'serving ... ready' line in 120 s: {seen}")
