@@ -15,6 +15,11 @@ ONNX Runtime settings on CPU (docs/performance.md "ONNX Runtime settings" has th
   <= CHUNK (batch 1) runs on the calling thread, with no pool to wake.
 - Settings(split=False) (`bindcnn tune` may choose it) is one session with `threads` intra-op threads that do not
   spin (session.intra_op.allow_spinning=0): idle, they leave the cores to reading, encoding and HTTP work.
+- The graph: model.onnx pads the 24 filters to 32 (whole 16-channel blocks: ONNX Runtime's NCHWc block with
+  AVX-512). On a CPU without AVX-512 ONNX Runtime blocks by 8, and the same weights padded to 8 (metadata.json
+  "cpu_graphs" -> "no_avx512", written and parity-checked at export) run ~1.5x faster: cpu_graph() picks by that
+  rule (read from /proc/cpuinfo's flags), never by timing. On the 2-core Zen 3 EPYC (AVX2) the removed per-machine
+  calibration had chosen that layout too.
 CUDA: ONNX Runtime's default options, runs of 4096 sequences. `bindcnn tune --model DIR` (serving/tuning.py) may
 store other settings in metadata.json ("runtime_plan"); they are used when they were tuned for this model file,
 CPU, thread count and ONNX Runtime version. The scan graph and any other ONNX files in the folder are not used here.
@@ -84,6 +89,27 @@ def cores_given() -> int:
     except (OSError, ValueError):
         pass
     return max(1, len(cores))
+
+
+def cpu_has_avx512() -> bool:
+    """True where the CPU reports AVX-512F (Linux's /proc/cpuinfo flags); False where it does not or cannot say."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return "avx512f" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def cpu_graph(metadata: dict[str, Any], avx512: bool | None = None) -> tuple[str, str]:
+    """(file, why) of the graph to run on this CPU: model.onnx, or on a CPU without AVX-512 the 8-channel-block
+    layout of the same weights when the model folder has it (metadata "cpu_graphs")."""
+    narrow = (metadata.get("cpu_graphs") or {}).get("no_avx512")
+    if narrow and not (cpu_has_avx512() if avx512 is None else avx512):
+        return narrow["file"], "CPU without AVX-512: the 8-channel-block graph"
+    return ONNX_FILE, "model.onnx"
 
 
 def nvidia_device_present() -> bool:
@@ -193,19 +219,25 @@ class Predictor:
             if self.session.get_providers()[0] == CPU_PROVIDER:
                 log.warning("asked for %s but ONNX Runtime runs on CPU (no usable GPU)", requested)
                 self.session = None
+        self.graph, self.graph_reason = ONNX_FILE, "model.onnx"
         if self.session is None:
             threads = threads or cores_given()
             self.settings, self.source = (settings, "given") if settings else self._cpu_settings(threads)
-            self.session = ort.InferenceSession(model, sess_options=session_options(self.settings),
-                                                providers=[CPU_PROVIDER])
+            self.graph, self.graph_reason = cpu_graph(self.metadata)
+            self.session = ort.InferenceSession(str(self.model_dir / self.graph),
+                                                sess_options=session_options(self.settings), providers=[CPU_PROVIDER])
             if self.settings.split and self.settings.threads > 1:
                 self.pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="bindcnn-ort")
         self.providers: list[str] = self.session.get_providers()
         self.chunk_size: int = int(chunk_size or self.settings.chunk)
         # Always (16 sequences, ~1 ms): refuse an ONNX file that does not reproduce the SavedModel's logits.
         tolerance = FINGERPRINT_TOLERANCE_GPU if self.device == "cuda" else FINGERPRINT_TOLERANCE
-        check_fingerprint(self.metadata, self._run(probe_inputs(self.length))[1], "the ONNX model (model.onnx)",
-                          tolerance)
+        probe = probe_inputs(self.length)
+        check_fingerprint(self.metadata, self._run(probe)[1], f"the ONNX model ({self.graph})", tolerance)
+        if self.graph != ONNX_FILE:  # model.onnx, the contract's file, must agree too (the engines are checked by it)
+            reference = ort.InferenceSession(model, providers=[CPU_PROVIDER])
+            logit = reference.run(["logit"], {self.input_name: probe})[0].reshape(-1)
+            check_fingerprint(self.metadata, logit, "the ONNX model (model.onnx)", tolerance)
         log.info("model %s:%s on %s: %s (%s)", self.metadata["name"], self.metadata["version"], self.providers,
                  self.settings.name, self.source)
 
@@ -285,6 +317,7 @@ class Predictor:
             "device": self.device,
             "onnxruntime": ort.__version__,
             "available_providers": ort.get_available_providers(),
+            "graph": {"file": self.graph, "why": self.graph_reason},
             "settings": {**asdict(self.settings), "chunk": self.chunk_size, "name": self.settings.name,
                          "source": self.source},
         }

@@ -234,3 +234,24 @@ def test_predict_path_does_not_import_tensorflow(trained, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_cpu_without_avx512_runs_the_8_channel_block_graph_of_the_same_weights(trained):
+    """Export writes model.block8.onnx beside model.onnx (parity-checked, in metadata "cpu_graphs"); the predictor
+    picks it by a CPU-feature rule, never by timing, and it scores as model.onnx does."""
+    import onnxruntime as ort
+
+    from serving.artifact import probe_inputs
+    from serving.predictor import cpu_graph
+
+    meta = trained["meta"]
+    narrow = meta["cpu_graphs"]["no_avx512"]
+    assert narrow["channel_block"] == 8 and (trained["dir"] / narrow["file"]).is_file()
+    assert narrow["file"] in meta["files"]  # checksummed like every file of the folder
+    assert cpu_graph(meta, avx512=True)[0] == "model.onnx"
+    assert cpu_graph(meta, avx512=False)[0] == narrow["file"]
+    assert cpu_graph({k: v for k, v in meta.items() if k != "cpu_graphs"}, avx512=False)[0] == "model.onnx"
+    x = probe_inputs(200, 64)
+    wide, slim = (ort.InferenceSession(str(trained["dir"] / f), providers=["CPUExecutionProvider"]).run(["logit"], {
+        "dna": x})[0] for f in ("model.onnx", narrow["file"]))
+    np.testing.assert_allclose(slim, wide, atol=1e-5 * max(1.0, float(np.abs(wide).max())))
