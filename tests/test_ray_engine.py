@@ -1,21 +1,23 @@
 """`--engine ray` gives the same outputs as `--engine local` on a small genome, in a local Ray started once for the
-module: region TSV and rejects bytes, scan bedGraph/BED bytes and bigWig values, variant TSV and annotated VCF."""
+module: region TSV and rejects bytes, scan bedGraph/BED bytes and bigWig values, variant TSV and annotated VCF; and
+one actor pool per command (each actor loads its model once), results and errors in input order, no actor left."""
 from __future__ import annotations
 
 import functools
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from serving.cli import EXIT_OK, EXIT_REJECTS, EXIT_USAGE, main
+from serving.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE, main
 from serving.dna import random_dna
 from tests.conftest import ToyPredictor
 from tests.genome_files import plant, write_genome
 
-pytest.importorskip("ray.data", reason="the [distributed] extra (pip install 'bindcnn[distributed]')")
+pytest.importorskip("ray", reason="the [distributed] extra (pip install 'bindcnn[distributed]')")
 from serving.scoring import distributed  # noqa: E402 (needs ray)
 
 L = 10
@@ -28,7 +30,8 @@ def ray_local():
     import ray
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+        paths = [REPO, str(Path(__file__).parent), os.environ.get("PYTHONPATH")]  # + this module: counted_toy
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
         mp.delenv("RAY_ADDRESS", raising=False)
         assert distributed.connect() is True
         assert distributed.connect() is False  # already up: the CLI reuses it and leaves it running
@@ -52,21 +55,21 @@ def genome_path(tmp_path_factory, seqs) -> Path:
 
 @pytest.fixture
 def toy(monkeypatch, ray_local) -> None:
-    """The toy predictor here and in every actor (built there from tests.conftest), many tiles and waves."""
+    """The toy predictor here and in every actor (built there from tests.conftest), many tiles."""
     monkeypatch.setattr("serving.cli.make_predictor", lambda args: ToyPredictor(L))
     monkeypatch.setattr(distributed, "predictor_factory", lambda args: functools.partial(ToyPredictor, L))
     monkeypatch.setattr("serving.scoring.genome_scan.TILE_BP", 211)
-    monkeypatch.setattr(distributed, "WAVE", 4)  # several Ray Data pipelines per command
 
 
 def both(argv: list[str], out_flags: dict[str, str], tmp_path: Path, capsys) -> dict[str, tuple]:
-    """Run argv with --engine local and --engine ray, outputs in separate folders: {engine: (code, folder, err)}."""
+    """Run argv with --engine local and --engine ray (--threads 1: two actors on the module's 2-CPU Ray), outputs in
+    separate folders: {engine: (code, folder, err)}."""
     runs = {}
     for engine in ("local", "ray"):
         folder = tmp_path / engine
         folder.mkdir()
         outs = [x for flag, name in out_flags.items() for x in (flag, str(folder / name))]
-        code = main(argv + outs + ["--engine", engine])
+        code = main(argv + outs + ["--engine", engine, "--threads", "1"])
         runs[engine] = (code, folder, capsys.readouterr().err)
     return runs
 
@@ -187,13 +190,130 @@ def test_a_malformed_vcf_line_stops_both_engines_after_the_same_rows(genome_path
     vcf.write_text("\n".join(["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"] + good
                              + ["chr1\tnot_a_number\tbroken\tA\tC\t.\tPASS\t."] + good) + "\n")
     argv = ["variants", "--genome", str(genome_path), "--vcf", str(vcf), "--chunk", "3", "-q"]
-    runs = both(argv, {"-o": "effects.tsv"}, tmp_path, capsys)  # WAVE 4: the error comes mid-wave
+    runs = both(argv, {"-o": "effects.tsv"}, tmp_path, capsys)  # the error comes while items are in flight
     (lc, local, lerr), (rc, ray, rerr) = runs["local"], runs["ray"]
     assert lc == rc == EXIT_USAGE
     line = 3 + len(good)
     assert f"line {line}: POS 'not_a_number' is not a number" in lerr and lerr.splitlines()[-1] == rerr.splitlines()[-1]
     assert (ray / "effects.tsv").read_bytes() == (local / "effects.tsv").read_bytes()
     assert len((local / "effects.tsv").read_text().splitlines()) == 1 + len(good)
+
+
+# ------------------------------------------------------------------ one actor pool per command
+def counted_toy(length: int, folder: str) -> ToyPredictor:
+    """ToyPredictor(length), leaving one file per load in `folder` named by the loading process's id."""
+    Path(folder, f"{os.getpid()}-{time.monotonic_ns()}").touch()
+    return ToyPredictor(length)
+
+
+def _loads(folder: Path) -> list[int]:
+    """The process id of each model load counted by counted_toy."""
+    return [int(f.name.split("-")[0]) for f in folder.iterdir()]
+
+
+def _all_cpus_free(ray, seconds: float = 20) -> bool:
+    """True once no actor holds CPUs in the module's Ray any more (killing actors is asynchronous)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if ray.available_resources().get("CPU", 0) == ray.cluster_resources().get("CPU", -1):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_one_actor_pool_for_a_command_of_many_items(genome_path, toy, tmp_path, monkeypatch, capsys, ray_local):
+    marks = tmp_path / "loads"
+    marks.mkdir()
+    monkeypatch.setattr(distributed, "predictor_factory", lambda args: functools.partial(counted_toy, L, str(marks)))
+    bed = tmp_path / "r.bed"
+    bed.write_text("".join(f"chr{1 + i % 2}\t{(i * 37) % 1400}\t{(i * 37) % 1400 + 20}\tr{i}\n" for i in range(600)))
+    argv = ["score", "--genome", str(genome_path), "--regions", str(bed), "--chunk", "1", "-q"]
+    runs = both(argv, {"-o": "out.tsv"}, tmp_path, capsys)  # 600 chunks of 1 region: 600 work items
+    (lc, local, _), (rc, ray, _) = runs["local"], runs["ray"]
+    assert lc == rc == EXIT_OK
+    assert (ray / "out.tsv").read_bytes() == (local / "out.tsv").read_bytes()  # input order kept
+    assert len((local / "out.tsv").read_text().splitlines()) == 601
+    loads = _loads(marks)
+    assert len(loads) == len(set(loads)) == 2  # two actors (2 CPUs, --threads 1), each loaded its model once
+    assert os.getpid() not in loads
+    assert _all_cpus_free(ray_local)  # the command's close() killed its actors; the joined Ray stays up
+
+
+def test_pairs_keeps_order_and_o_actors_items_in_flight(genome_path, seqs, ray_local, tmp_path):
+    from serving.genome import Genome
+    from serving.intervals import Interval
+    from serving.scoring.genome_scan import plan_tiles, scan_tile
+
+    genome = Genome(str(genome_path), quiet=True, alphabet="ACGT")
+    marks = tmp_path / "loads"
+    marks.mkdir()
+    engine = distributed.RayEngine(genome, functools.partial(counted_toy, L, str(marks)), threads=1, quiet=True)
+    spans = [Interval(c, 0, len(seqs[c])) for c in ("chr1", "chr2")]
+    tiles = list(plan_tiles(spans, genome, L, 1, tile_bp=40))
+    drawn, ahead = [], []
+
+    def lazily():
+        for tile in tiles:
+            drawn.append(tile)
+            yield tile
+
+    try:
+        got = []
+        for tile, result in engine.pairs("tiles", lazily(), stride=1):
+            ahead.append(len(drawn) - len(got))  # items drawn and not yet given back, this one included
+            got.append((tile, result))
+        handles = list(engine.actors)  # held here: only close() can end these actors
+        pids = sorted(distributed.require_ray().get([a.pid.remote() for a in handles]))
+    finally:
+        engine.close()
+    assert len(tiles) > 100 and [t for t, _ in got] == tiles
+    assert max(ahead) <= distributed.IN_FLIGHT * 2  # two actors: the driver never holds more than that
+    here = ToyPredictor(L)
+    for tile, result in got[::17]:  # each result is that tile's, as scored here
+        want = scan_tile(here, genome, tile, stride=1)
+        np.testing.assert_array_equal(result.starts, want.starts)
+        np.testing.assert_array_equal(result.probability, want.probability)
+    assert sorted(_loads(marks)) == pids and len(pids) == 2  # the pool's two actors, one model load each
+    assert engine.actors == [] and _all_cpus_free(ray_local)
+    for pid in pids:  # the actors' processes end
+        end = time.monotonic() + 20
+        while _alive(pid) and time.monotonic() < end:
+            time.sleep(0.2)
+        assert not _alive(pid), pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_the_first_error_in_input_order_is_said(tmp_path, toy, capsys):
+    seq = list(random_dna(1, 1200, 6)[0])
+    seq[250], seq[460] = "X", "Z"  # in neighbouring tiles, scored at once by the two actors
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">c1\n" + "".join(seq) + "\n")
+    runs = both(["scan", "--genome", str(bad), "--stride", "5"], {"--bedgraph": "w.bedGraph"}, tmp_path, capsys)
+    (lc, _, lerr), (rc, _, rerr) = runs["local"], runs["ray"]
+    assert lc == rc == EXIT_USAGE
+    assert "'X' at 0-based position 250" in rerr and "'Z'" not in rerr
+    assert lerr.splitlines()[-1] == rerr.splitlines()[-1]
+
+
+def test_an_actor_that_cannot_load_the_model_says_so(genome_path, toy, tmp_path, monkeypatch, capsys, ray_local):
+    from serving.predictor import Predictor
+
+    missing = tmp_path / "no-model"
+    monkeypatch.setattr(distributed, "predictor_factory", lambda args: functools.partial(Predictor, str(missing)))
+    argv = ["scan", "--genome", str(genome_path), "--stride", "50", "--bedgraph", str(tmp_path / "w.bedGraph"),
+            "--engine", "ray", "-q"]
+    assert main(argv) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "could not load the model or open the genome (both must be at the same path on every node)" in err
+    assert str(missing) in err and "Traceback" not in err
+    assert _all_cpus_free(ray_local)
 
 
 # ------------------------------------------------------------------ a wrong --ray-address fails fast, exit 2

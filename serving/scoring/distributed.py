@@ -1,9 +1,10 @@
 """The Ray engine (`--engine ray`): the local engine's units of work (region chunks, scan tiles, variant chunks) run
-as a Ray Data pipeline on this machine or a cluster, results back in input order for the local engine's writers.
+in a pool of Ray actors on this machine or a cluster, results back in input order for the local engine's writers.
 
-Work items are small descriptors (Intervals, Tiles, Variants); every actor loads one predictor and opens the genome
-once, then reads it by interval (the genome and the model must be at the same path on every node). Items go to Ray
-in waves of WAVE, so the driver holds at most WAVE items and their results, whatever the input's size.
+Work items are small descriptors (Intervals, Tiles, Variants). One pool per command: its actors start on first use,
+each loads one predictor and opens the genome once, then reads it by interval (the genome and the model must be at
+the same path on every node). Items stream through the pool, IN_FLIGHT per actor, so the driver holds O(actors)
+items and results whatever the input's size.
 """
 from __future__ import annotations
 
@@ -11,24 +12,24 @@ import functools
 import logging
 import os
 import pickle
+import sys
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-import numpy as np
-
 INSTALL = "pip install 'bindcnn[distributed]'"
-WAVE = 512  # work items per Ray Data pipeline: bounds the driver's memory (an actor pool starts per wave)
+IN_FLIGHT = 2  # work items sent ahead per actor: the next is there when one ends; bounds the driver's memory
 PROBE_S = 5.0  # seconds for each step of the address check (TCP connect, then a gRPC call): ~10 s at worst
 GRPC_HEALTH = "/grpc.health.v1.Health/Check"  # the standard gRPC health method (Ray's GCS serves it)
+_END = object()  # the input has no more items
 
 
 def require_ray():
-    """The ray module, or ValueError saying how to install it."""
+    """The ray module (Ray Core: actors, ray.wait, ray.kill), or ValueError saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401
     except ImportError:
-        raise ValueError(f"--engine ray needs Ray Data, which is not installed: {INSTALL}") from None
+        raise ValueError(f"--engine ray needs Ray, which is not installed: {INSTALL}") from None
     return ray
 
 
@@ -139,14 +140,13 @@ class Failure:
 
 
 class UnitWorker:
-    """One Ray actor: its predictor loaded and its genome opened once; each call runs the unit on a batch of
-    pickled work items and returns {index: (n,) int64, result: (n,) pickled (result or Failure, ambiguity codes)}."""
+    """One Ray actor, for the whole command: its predictor loaded and its genome opened once; run() does one unit
+    of work on one item and returns (result or Failure, ambiguity codes met)."""
 
-    def __init__(self, make_predictor: Callable[[], Any], genome_path: str, unit: str, params: dict[str, Any],
-                 coords: str = "auto"):
+    def __init__(self, make_predictor: Callable[[], Any], genome_path: str, coords: str = "auto"):
         from serving.genome import Genome
 
-        self.fn, self.params, self.failed = _units()[unit], params, None  # failed: Exception | None
+        self.units, self.failed = _units(), None  # failed: Exception | None
         try:
             self.predictor = make_predictor()
             self.genome = Genome(genome_path, quiet=True, alphabet=self.predictor.alphabet, coords=coords)
@@ -157,33 +157,24 @@ class UnitWorker:
                                        f"the genome (both must be at the same path on every node): "
                                        f"{type(exc).__name__}: {exc}")
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = []
-        for blob in batch["work"]:
-            try:
-                if self.failed is not None:
-                    raise self.failed
-                before = self.genome.ambiguous
-                result = self.fn(self.predictor, self.genome, pickle.loads(blob), **self.params)
-                payload: tuple[Any, int] = (result, self.genome.ambiguous - before)
-            except Exception as exc:
-                payload = (Failure(exc), 0)
-            out.append(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-        return {"index": np.asarray(batch["index"]), "result": np.array(out, dtype=object)}
+    def run(self, unit: str, work: Any, params: dict[str, Any]) -> tuple[Any, int]:
+        try:
+            if self.failed is not None:
+                raise self.failed
+            before = self.genome.ambiguous
+            return self.units[unit](self.predictor, self.genome, work, **params), self.genome.ambiguous - before
+        except Exception as exc:
+            return Failure(exc), 0
 
-
-def _quiet_ray_data(ray) -> None:
-    """Our Progress shows the progress; Ray Data's bars and per-run log lines would only repeat it."""
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # blocks come back in input order (we check the index too)
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # failures are raised here, said in one line
+    def pid(self) -> int:
+        """The actor's process id (which process holds this actor's model)."""
+        return os.getpid()
 
 
 class RayEngine:
     """The Ray side of a command: joins Ray (address, else $RAY_ADDRESS) or starts a local one on this machine's
-    cores; pairs() runs a unit of work over items in Ray actors. close() stops a Ray it started."""
+    cores; pairs() runs a unit of work over items in one pool of Ray actors, started on first use and kept until
+    close(), which kills them (and stops a Ray it started)."""
 
     def __init__(self, genome, make_predictor: Callable[[], Any], address: str | None = None,
                  device: str = "auto", threads: int | None = None, quiet: bool = False):
@@ -191,8 +182,8 @@ class RayEngine:
 
         ray = self.ray = require_ray()
         self.genome, self.make_predictor, self.device, self.threads = genome, make_predictor, device, threads
+        self.actors: list[Any] = []  # the pool's actor handles, once started
         self.started = connect(address)
-        _quiet_ray_data(ray)
         res = ray.cluster_resources()
         say(f"ray: {len(self._nodes())} node(s), {res.get('CPU', 0):.0f} CPU(s), {res.get('GPU', 0):.0f} GPU(s) "
             f"({ray.get_runtime_context().gcs_address})", quiet)
@@ -201,8 +192,8 @@ class RayEngine:
         return [n["Resources"] for n in self.ray.nodes() if n.get("Alive")]
 
     def pool(self, n_items: int) -> dict[str, Any]:
-        """map_batches resources: one actor per GPU (num_gpus=1) when the cluster has GPUs and --device is not
-        cpu; else one actor per node using its CPUs (or per --threads CPUs: node CPUs // threads actors)."""
+        """Actor resources: one actor per GPU (num_gpus=1) when the cluster has GPUs and --device is not cpu; else
+        one actor per node using its CPUs (or per --threads CPUs: node CPUs // threads actors)."""
         gpus = int(sum(n.get("GPU", 0) for n in self._nodes()))
         if gpus and self.device != "cpu":
             return {"size": max(1, min(gpus, n_items)), "num_cpus": 1, "num_gpus": 1}
@@ -211,49 +202,71 @@ class RayEngine:
         size = sum(c // per_actor for c in cpus)
         return {"size": max(1, min(size, n_items)), "num_cpus": per_actor, "num_gpus": None}
 
-    def _run(self, unit: str, work: list, params: dict[str, Any]) -> Iterator[Any]:
-        """Results of `unit` on each item of `work`, in order (one Ray Data pipeline)."""
-        ray = self.ray
-        pool = self.pool(len(work))
-        rows = [{"index": i, "work": pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL)} for i, w in enumerate(work)]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            UnitWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=pool["size"]),
-            num_cpus=pool["num_cpus"], num_gpus=pool["num_gpus"],
-            fn_constructor_kwargs={"make_predictor": self.make_predictor, "genome_path": str(self.genome.path),
-                                   "unit": unit, "params": params, "coords": self.genome.coords})
-        waiting: dict[int, bytes] = {}
-        nxt = 0
-        try:
-            for row in ds.iter_rows():
-                waiting[int(row["index"])] = row["result"]
-                while nxt in waiting:
-                    result, ambiguous = pickle.loads(waiting.pop(nxt))
-                    if isinstance(result, Failure):
-                        raise result.error()
-                    self.genome.ambiguous += ambiguous
-                    nxt += 1
-                    yield result
-        except ray.exceptions.RayError as exc:
-            raise _plain(exc) from None
-        if nxt != len(work):
-            raise RuntimeError(f"the Ray pipeline returned {nxt} of {len(work)} results")
+    def _start(self, n_items: int) -> list[Any]:
+        """The pool's actors: started once, the first time there is work (no more actors than its first items)."""
+        if not self.actors:
+            pool = self.pool(n_items)
+            resources = {"num_cpus": pool["num_cpus"]} | ({"num_gpus": pool["num_gpus"]} if pool["num_gpus"] else {})
+            actor = self.ray.remote(UnitWorker).options(**resources)
+            self.actors = [actor.remote(self.make_predictor, str(self.genome.path), self.genome.coords)
+                           for _ in range(pool["size"])]
+        return self.actors
 
     def pairs(self, unit: str, items: Iterable[Any], work: Callable[[Any], Any] = lambda item: item,
               **params) -> Iterator[tuple[Any, Any]]:
-        """(item, unit(predictor, genome, work(item), **params)) for every item, in input order, WAVE items at
-        a time: the items stay here, only work(item) travels to the actors."""
-        it = iter(items)
-        while True:
-            wave: list[Any] = []
-            try:
-                wave.extend(item for _, item in zip(range(WAVE), it))
-            except ValueError as exc:  # the input failed part-way (a malformed line): finish what came before it
-                if wave:
-                    yield from zip(wave, self._run(unit, [work(item) for item in wave], params))
-                raise exc
-            if not wave:
-                return
-            yield from zip(wave, self._run(unit, [work(item) for item in wave], params))
+        """(item, unit(predictor, genome, work(item), **params)) for every item, in input order: the items stay
+        here, only work(item) travels to the actors, IN_FLIGHT per actor (each to the least busy one), so at most
+        IN_FLIGHT x actors items wait here for their results. An error in an actor is raised at its item (a
+        ValueError stays one); an input that fails part-way (a ValueError: a malformed line) is raised after the
+        results of the items before it."""
+        ray, it, failed = self.ray, iter(items), []
+
+        def draw() -> Any:
+            """The next item, or _END (also after a ValueError of the input, kept in `failed`)."""
+            if not failed:
+                try:
+                    return next(it)
+                except StopIteration:
+                    pass
+                except ValueError as exc:
+                    failed.append(exc)
+            return _END
+
+        first: list[Any] = []
+        while len(first) < IN_FLIGHT * self.pool(sys.maxsize)["size"] and (item := draw()) is not _END:
+            first.append(item)
+        actors = self._start(len(first)) if first else []
+        window: deque[tuple[Any, Any]] = deque()  # (item, ObjectRef) in input order, not yet yielded
+        running: dict[Any, int] = {}  # ObjectRef -> its actor, until seen done
+        load = [0] * len(actors)  # items running or queued per actor
+
+        def submit(item: Any) -> None:
+            a = load.index(min(load))
+            ref = actors[a].run.remote(unit, work(item), params)
+            running[ref], load[a] = a, load[a] + 1
+            window.append((item, ref))
+
+        try:
+            for item in first:
+                submit(item)
+            while window:
+                item, ref = window[0]
+                if ref in running:  # wait for any actor to finish one, then top the pool up
+                    for done in ray.wait(list(running), num_returns=1)[0]:
+                        load[running.pop(done)] -= 1
+                else:
+                    window.popleft()
+                    result, ambiguous = ray.get(ref)
+                    if isinstance(result, Failure):
+                        raise result.error()
+                    self.genome.ambiguous += ambiguous
+                    yield item, result
+                while len(window) < IN_FLIGHT * len(actors) and (nxt := draw()) is not _END:
+                    submit(nxt)
+        except ray.exceptions.RayError as exc:
+            raise _plain(exc) from None
+        if failed:
+            raise failed[0]
 
     def scan(self, spans: list, length: int, stride: int, rc: bool = False,
              on_tile: Callable[[int], None] | None = None) -> Iterator[Any]:
@@ -277,6 +290,11 @@ class RayEngine:
             yield records, rows
 
     def close(self) -> None:
+        """Kill the pool's actors (their models and genomes go with them); stop Ray if this engine started it."""
+        if self.actors and self.ray.is_initialized():
+            for actor in self.actors:
+                self.ray.kill(actor)
+        self.actors = []
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
         self.started = False
@@ -294,4 +312,4 @@ def _chunk_variants(genome, records: list) -> list:
 def _plain(exc: Exception) -> RuntimeError:
     """A failure of Ray itself (an actor killed, a node lost) in one line: the last line of Ray's traceback."""
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    return RuntimeError(f"the Ray pipeline failed: {lines[-1].strip() if lines else type(exc).__name__}")
+    return RuntimeError(f"the Ray engine failed: {lines[-1].strip() if lines else type(exc).__name__}")
