@@ -123,6 +123,10 @@ def run(args) -> int:
             return EXIT_USAGE
     try:
         split_models(args)
+        if args.command == "variants":  # --all-snvs refuses what it cannot do before a model loads
+            from serving.scoring.all_snvs import check_args
+
+            check_args(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -270,14 +270,18 @@ def cmd_variants_genome(args, predictor) -> int:
     """variants: --vcf/--variants against --genome, or against --fasta (the same indexed reader, .fai built on first
     use): TSV rows (and --vcf-out) written chunk by chunk."""
     from serving.scoring import variants as va
+    from serving.scoring.all_snvs import check_args
     from serving.scoring.variant_explain import TopEffects
     from serving.scoring.vcf_out import VcfOut
 
+    check_args(args)  # --all-snvs, or none of its options
+    if args.all_snvs:
+        return cmd_all_snvs(args, predictor)
     if args.fasta and args.genome:
         raise ValueError("give --genome or --fasta (the same: an indexed FASTA read by interval), not both")
     if not (args.fasta or args.genome) or bool(args.vcf) == bool(args.variants):
         raise ValueError("give --genome G.fa (or --fasta REF.fa) and one of --vcf V.vcf[.gz|.bcf] or --variants "
-                         "V.tsv")
+                         "V.tsv (or --all-snvs with --regions R.bed or --chroms: every possible SNV)")
     if args.chunk < 1:
         raise ValueError(f"--chunk must be >= 1, got {args.chunk}")
     explain = getattr(args, "explain", 0) or 0
@@ -339,5 +343,46 @@ def cmd_variants_genome(args, predictor) -> int:
         lines = [f"{n - scored:,} variant(s) not scored (NA, reason in the status column), e.g.:"]
         lines += [f"  {unit} {v.line} ({v.name}): {v.status}" for v in bad[:10]]
         print("\n".join(lines), file=sys.stderr)
+        return EXIT_REJECTS
+    return EXIT_OK
+
+
+def cmd_all_snvs(args, predictor) -> int:
+    """variants --all-snvs: every possible SNV of --regions/--chroms (serving.scoring.all_snvs) into -o, tile by
+    tile, and the strongest delta per base into --bigwig."""
+    from serving.scoring import all_snvs as al
+    from serving.scoring.bigwig import BigWigWriter
+
+    genome = _genome(args, predictor, args.fasta or args.genome)
+    L = predictor.length
+    rejects_path = outputs.default_rejects_path(args.output)
+    rejects = outputs.RejectsFile(rejects_path, header=outputs.LINE_REJECTS_HEADER)
+    try:
+        spans, n_bad = _scan_spans(args, genome, 0, rejects)  # merged, genome order, not widened
+    finally:
+        rejects.close()
+    centres = al.centre_spans(genome, spans, L)
+    if not centres:
+        print(f"error: no position of the {'regions' if args.regions else 'chromosomes'} has its centred {L} bp "
+              "window inside its chromosome (positions closer than half a window to an end are not scored)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    bases = sum(c.end - c.start for c in centres)
+    out = al.EffectsFile(args.output)
+    bigwig = BigWigWriter(args.bigwig, genome.sizes, intervals=bases) if args.bigwig else None
+    progress = _progress(args, "all SNVs", bases, unit="bases")
+    try:
+        summary = al.write_all_snvs(predictor, genome, centres, out, bigwig, args.rc, progress.update)
+    finally:
+        progress.close()
+        out.close()
+        if bigwig is not None:
+            bigwig.close()
+    skipped = f"; {summary.skipped:,} position(s) with an N or IUPAC reference skipped" if summary.skipped else ""
+    say(f"scored {summary.snvs:,} SNVs at {summary.positions:,} positions{skipped} in {summary.seconds:.1f} s "
+        f"({summary.rate:,.0f} SNVs/s) -> {args.output}" + (f", bigWig {args.bigwig}" if args.bigwig else "")
+        + (f" (index: tabix -s1 -b2 -e2 {args.output})" if al.is_bgzf_name(args.output) else ""), args.quiet)
+    if n_bad:
+        print(f"{n_bad:,} region line(s) not scored; listed in {rejects_path}", file=sys.stderr)
         return EXIT_REJECTS
     return EXIT_OK

@@ -169,7 +169,15 @@ def add_commands(sub) -> None:
                    help="score only records whose FILTER is PASS or '.'; the others are left out (and counted)")
     g.add_argument("--chunk", type=int, default=4096, help="records read and scored at a time (default 4096)")
     _engine_args(g)
-    v.add_argument("-o", "--output", help="output TSV (default: stdout)")
+    a = v.add_argument_group("every possible SNV (--all-snvs; see docs/engine.md)")
+    a.add_argument("--all-snvs", action="store_true",
+                   help="instead of --vcf/--variants: the 3 alternative bases of every position of --regions or "
+                   "--chroms whose centred window fits, into -o (bgzip when .gz: `tabix -s1 -b2 -e2` indexes it): "
+                   "chrom pos ref alt ref_probability alt_probability delta_logit p_value")
+    a.add_argument("--regions", help="--all-snvs: BED of the regions (overlapping ones merged)")
+    a.add_argument("--chroms", help="--all-snvs: comma-separated whole chromosomes (aliases such as 1 / chr1 resolved)")
+    a.add_argument("--bigwig", help="--all-snvs: bigWig of each base's strongest signed delta_logit")
+    v.add_argument("-o", "--output", help="output TSV (default: stdout; a file with --all-snvs)")
     v.add_argument("--coords", choices=("auto", "bed", "one-based", "none"), default="auto",
                    help="how chrom:start-end FASTA ids are read (see `scan --help`)")
     v.add_argument("--explain", type=int, default=0, metavar="N",

@@ -1,5 +1,6 @@
 """bigWig tracks of window scores (pyBigWig), written as a scan goes: the same intervals and values as the bedGraph
-(each window's probability on the min(stride, L) bp at its centre), chromosome sizes from the genome's index."""
+(each window's probability on the min(stride, L) bp at its centre), or one value per base (variants --all-snvs);
+chromosome sizes from the genome's index."""
 from __future__ import annotations
 
 import os
@@ -50,6 +51,19 @@ class BigWigWriter:
                              f"({chrom}:{int(lo[0])}): {exc}") from None
         self.intervals += len(lo)
         return len(lo)
+
+    def add_values(self, chrom: str, start: int, values) -> int:
+        """Write values (n,) float32, one per base from 0-based `start` of chrom (a base-resolution track, e.g.
+        each base's strongest variant effect). Returns n."""
+        if len(values) == 0:
+            return 0
+        try:
+            self.bw.addEntries(chrom, int(start), values=values, span=1, step=1)
+        except RuntimeError as exc:
+            raise ValueError(f"{self.path}: bigWig entries must come in the genome's order without overlap "
+                             f"({chrom}:{int(start)}): {exc}") from None
+        self.intervals += len(values)
+        return len(values)
 
     def close(self) -> None:
         if self.bw is not None:
