@@ -174,19 +174,21 @@ def _strand(layers, codes: np.ndarray, starts: np.ndarray, c: int, threads: int 
 def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple[np.ndarray, np.ndarray]
           ) -> tuple[np.ndarray, np.ndarray]:
     """One pass: sorted starts (m,) whose windows lie in codes -> (reference (m,), with each base at c (m, 4)).
-    The reference side is computed for every window start between the first and the last (contiguous slices),
-    the substitutions only for the starts asked. Arrays are filters-major, (F, positions): the elementwise work
-    then runs along positions."""
+    The convolution runs over every base under them; the rest only at the starts asked (slices where they are
+    consecutive, gathers otherwise). Arrays are filters-major, (F, positions): numpy's elementwise work then runs
+    along positions."""
     k, left, p, t, f = layers.width, layers.pad_left, layers.pool, layers.bins, layers.filters
     right, L = k - 1 - left, layers.length
     a, b = int(starts[0]), int(starts[-1]) + L  # the bases under these windows
-    every = b - a - L + 1  # window starts a .. b - L
     rel = starts - a
-    dense = rel[-1] == len(rel) - 1  # every start asked: slices instead of gathers
     m = len(rel)
+    dense = rel[-1] == m - 1  # consecutive starts: slices instead of gathers
 
     def at(track: np.ndarray, offset: int) -> np.ndarray:  # (F, m): track columns of the asked windows, shifted
-        return track[:, offset:offset + every] if dense else track[:, rel + offset]
+        return track[:, offset:offset + m] if dense else track[:, rel + offset]
+
+    def rows(matrix: np.ndarray, offset: int) -> np.ndarray:  # (m, ...): matrix rows of the asked windows, shifted
+        return matrix[offset:offset + m] if dense else matrix[rel + offset]
 
     # the long convolution over codes[a - left : b + right] (zeros outside codes, as its own padding)
     lo, hi = a - left, b + right
@@ -200,23 +202,21 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
     # holds onehot rows q .. q + K - 1: row i the `left` bases before the window at a + i first, row i + L - 1 the
     # `right` bases after it last)
     ml, mr = matrices
-    cut_l = (ml @ cols[:every, :left * 4].T).reshape(left, f, every)
-    cut_r = (mr @ cols[L - 1:L - 1 + every, (left + 1) * 4:].T).reshape(right, f, every)
-    pooled = np.empty((t, f, every), np.float32)
+    cut_l = (ml @ rows(cols, 0)[:, :left * 4].T).reshape(left, f, m)
+    cut_r = (mr @ rows(cols, L - 1)[:, (left + 1) * 4:].T).reshape(right, f, m)
+    pooled = np.empty((t, f, m), np.float32)
     for j in range(t):
         clean_lo, clean_hi = max(j * p, left), min(j * p + p, L - right)
         out = pooled[j]
         if clean_lo < clean_hi:
-            out[:] = _sliding_max(r, clean_hi - clean_lo, powers)[:, clean_lo:clean_lo + every]
+            out[:] = at(_sliding_max(r, clean_hi - clean_lo, powers), clean_lo)
         else:
             out.fill(0)  # maxima of ReLU'd values
         edges = [(i, cut_l[i]) for i in range(j * p, min(j * p + p, left))]
         edges += [(L - right + i, cut_r[i]) for i in range(max(j * p, L - right) - (L - right),
                                                            max(0, j * p + p - (L - right)))]
         for offset, cut in edges:
-            np.maximum(out, z[:, offset:offset + every] - cut, out=out)
-    if not dense:
-        pooled = pooled[:, :, rel]
+            np.maximum(out, at(z, offset) - cut, out=out)
     hidden = layers.dense_w.T @ pooled.reshape(t * f, m) + layers.dense_b[:, None]  # (D, m) before ReLU
     ref = layers.logit_w[:, 0] @ np.maximum(hidden, 0) + layers.logit_b[0]
     # the substitution at offset c: new values at the touched offsets, new maxima of the touched bins
