@@ -250,19 +250,28 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
 _NOTED: set[str] = set()
 
 
+def engine_layers(predictor):
+    """The layers centred_logits computes with for this predictor (its model folder's layers.npz, fitting the
+    architecture), or None: scoring then goes window by window."""
+    from serving.substitutions import layers_for
+
+    layers = layers_for(predictor)
+    if layers is not None and layers.length == predictor.length and supports(layers):
+        return layers
+    return None
+
+
 def snv_logits(predictor, codes: np.ndarray, centres: np.ndarray, rc: bool = False
                ) -> tuple[np.ndarray, np.ndarray]:
     """Every base at each centre, on the window centred there: codes (n,) uint8, centres (M,) int64 offsets into
     codes (each window inside codes: ValueError otherwise) -> (reference logits (M,), logits (M, 4)) float32.
     Incremental (centred_logits) where the predictor's model folder has layers.npz, else window by window through
     the predictor (said once per folder, with the command that adds the engine's files)."""
-    from serving.substitutions import layers_for
-
-    layers = layers_for(predictor)
-    if layers is not None and layers.length == predictor.length and supports(layers):
+    layers = engine_layers(predictor)
+    if layers is not None:
         return centred_logits(layers, codes, centres, rc, getattr(predictor, "threads", None))
     folder = str(getattr(predictor, "model_dir", None))
-    if layers is None and folder != "None" and folder not in _NOTED:
+    if folder != "None" and folder not in _NOTED:
         from serving.console import say
 
         _NOTED.add(folder)
@@ -271,4 +280,4 @@ def snv_logits(predictor, codes: np.ndarray, centres: np.ndarray, rc: bool = Fal
     return per_window_logits(predictor, codes, centres, rc)
 
 
-__all__ = ["centred_logits", "per_window_logits", "snv_logits", "supports", "windows_fit"]
+__all__ = ["centred_logits", "engine_layers", "per_window_logits", "snv_logits", "supports", "windows_fit"]

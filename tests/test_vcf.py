@@ -13,6 +13,7 @@ from serving.dna import encode, random_dna
 from serving.scoring.variants import variant_windows
 from tests.conftest import ToyPredictor
 from tests.genome_files import bgzip, write_genome
+from tests.test_engine import random_dir  # noqa: F401  (a random-weight model folder with its engine files)
 
 L = 40
 
@@ -339,3 +340,45 @@ def test_a_record_named_by_its_place_takes_variants_in_chromosome_coordinates(to
     assert by["edge"]["status"].startswith("window_off_chromosome") and f"chr13:{offset - 16}" in by["edge"]["status"]
     assert "not in the genome file" in by["before"]["status"] and name.split(":")[0] in by["before"]["status"]
     assert f"at chr13:{offset + 301}" in by["wrong"]["status"]
+
+
+@pytest.mark.parametrize("rc", [False, True])
+def test_snvs_sharing_a_stretch_go_through_the_engine_with_the_same_rows(random_dir, tmp_path, rc):
+    """A dense VCF (SNVs a few bases apart, a multi-allelic one, an indel among them, a lone SNV far away) scored by
+    a model folder with layers.npz equals the same folder without it (every window scored alone) within 1e-5."""
+    import shutil
+
+    from serving.artifact import read_metadata, write_metadata
+    from serving.scoring import shared_snvs
+    from serving.scoring.vcf import place_chunk, VcfInput
+
+    seq = random_dna(1, 3000, 41)[0]
+    genome = write_genome(tmp_path / "g", {"c": seq})[0]
+    lines = [f"c\t{p}\t.\t{seq[p - 1]}\t{other(seq[p - 1])}\t.\t.\t." for p in range(400, 700, 7)]
+    lines.insert(5, f"c\t436\tdel\t{seq[435:438]}\t{seq[435]}\t.\t.\t.")
+    lines.insert(9, f"c\t464\tmulti\t{seq[463]}\t{other(seq[463])},{other(other(seq[463]))}\t.\t.\t.")
+    lines.append(f"c\t2500\tlone\t{seq[2499]}\t{other(seq[2499])}\t.\t.\t.")
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("\n".join(HEAD_NO_PASS + lines) + "\n")
+    old = tmp_path / "old"
+    shutil.copytree(random_dir, old)
+    (old / "layers.npz").unlink()
+    meta = read_metadata(old)
+    meta.pop("layers")
+    write_metadata(old, meta)
+    flags = ["--rc"] if rc else []
+    code, rows = run(genome, vcf, tmp_path, "--model", str(random_dir), *flags)
+    (tmp_path / "o").mkdir()
+    code_old, rows_old = run(genome, vcf, tmp_path / "o", "--model", str(old), *flags)
+    assert code == code_old == 0 and len(rows) == len(rows_old) == len(lines) + 1
+    for got, want in zip(rows, rows_old):
+        assert got["id"] == want["id"] and got["status"] == want["status"] == "ok"
+        for key in ("ref_logit", "alt_logit", "delta_logit"):
+            assert abs(float(got[key]) - float(want[key])) <= 1e-5 * max(1.0, abs(float(want[key]))), (got, want)
+    variants = [v for rec in VcfInput(vcf).records() for v in rec.variants]
+    from serving.genome import Genome
+
+    placed = place_chunk(Genome(genome, quiet=True), variants, 200, "ACGT")
+    shared = sorted(i for s in placed.shared for i in s.members)
+    assert len(placed.shared) == 1 and len(shared) == len(lines) - 1  # the SNVs; not the deletion, not the lone one
+    assert all(len(variants[i].ref) == 1 for i in shared) and shared_snvs.MIN_SHARED >= 2

@@ -16,10 +16,12 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from serving.dna import SequenceError, codes_to_onehot, genome_codes
+from serving.dna import SequenceError, codes_to_onehot, genome_codes, sigmoid
 from serving.fasta import open_bytes, open_text
 from serving.genome import Genome
 from serving.scoring.pvalues import predictor_p_values
+from serving.scoring.shared_snvs import SharedStretch, shared_logits, shared_stretches
+from serving.snv_scan import engine_layers
 from serving.scoring.variants import (Variant, VariantFileError, allele_problem, effect_rows, place_variant,
                                       position_problem, window_off, window_span)
 
@@ -233,36 +235,55 @@ def place_in_genome(v: Variant, genome: Genome, length: int) -> None:
 
 def score_variant_chunk(predictor, genome: Genome, variants: list[Variant], rc: bool = False
                         ) -> list[dict[str, Any]]:
-    """The unit of work: place each variant on the genome, score every ref and alt window in one predictor call
-    (x: (2 * scored, L, 4) float32), and return effect_rows (one dict per variant, in order; p-values against the
+    """The unit of work: place each variant on the genome, score SNVs that share a stretch together
+    (serving.scoring.shared_snvs) and every other ref and alt window in one predictor call (x: (2 * scored, L, 4)
+    float32), and return effect_rows (one dict per variant, in order; p-values against the
     predictor's null, serving.scoring.pvalues). Windows holding
     IUPAC ambiguity codes are scored with them as N and counted in genome.ambiguous."""
     placed = place_chunk(genome, variants, predictor.length, predictor.alphabet)
     return effect_rows(variants, chunk_effects(predictor, len(variants), placed, rc))
 
 
-def place_chunk(genome: Genome, variants: list[Variant], length: int, alphabet: str
-                ) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Place a chunk's variants on the genome and cut their windows' codes, once for any number of models:
-    (keep: indexes of the placed variants, codes (2 * len(keep), L) uint8 ref then alt, good (len(keep),) bool)."""
+@dataclass
+class PlacedChunk:
+    """A chunk's variants placed on the genome, their windows cut once for any number of models: keep (indices of
+    the placed variants), codes ((2 * len(keep), L) uint8: reference windows, then alternative ones), good
+    (len(keep),) bool (windows without a bad character), shared (serving.scoring.shared_snvs: SNV stretches a
+    model with the incremental engine scores together instead of window by window)."""
+
+    keep: list[int]
+    codes: np.ndarray
+    good: np.ndarray
+    shared: list[SharedStretch]
+
+
+def place_chunk(genome: Genome, variants: list[Variant], length: int, alphabet: str) -> PlacedChunk:
+    """Place a chunk's variants on the genome and cut their windows' codes (PlacedChunk)."""
     for v in variants:
         if v.status == "ok":
             place_in_genome(v, genome, length)
     keep = [i for i, v in enumerate(variants) if v.status == "ok" and v.ref_window is not None]
     codes, good = window_codes([variants[i] for i in keep], length, alphabet, genome)
-    return keep, codes, good
+    placed = [i for i, g in zip(keep, good) if g]
+    return PlacedChunk(keep, codes, good, shared_stretches(genome, variants, placed, length, alphabet))
 
 
-def chunk_effects(predictor, n: int, placed: tuple[list[int], np.ndarray, np.ndarray], rc: bool = False
-                  ) -> dict[str, np.ndarray]:
-    """One model's effects on a placed chunk (place_chunk) of n variants: (n,) arrays for effect_rows."""
-    keep, codes, good = placed
-    eff = {k: np.full(n, np.nan, np.float32)
-           for k in ("ref_probability", "alt_probability", "ref_logit", "alt_logit")}
+def chunk_effects(predictor, n: int, placed: PlacedChunk, rc: bool = False) -> dict[str, np.ndarray]:
+    """One model's effects on a placed chunk of n variants: (n,) arrays for effect_rows. SNVs of shared stretches
+    by the incremental engine where the model has one (serving.snv_scan), every other variant window by window."""
+    eff = {k: np.full(n, np.nan, np.float32) for k in ("ref_probability", "alt_probability", "ref_logit", "alt_logit")}
+    good = placed.good.copy()
+    if placed.shared and engine_layers(predictor) is not None:
+        position = {i: j for j, i in enumerate(placed.keep)}
+        for stretch in placed.shared:
+            ref, alt = shared_logits(predictor, stretch, rc)
+            eff["ref_logit"][stretch.members], eff["alt_logit"][stretch.members] = ref, alt
+            eff["ref_probability"][stretch.members], eff["alt_probability"][stretch.members] = sigmoid(ref), sigmoid(alt)
+            good[[position[i] for i in stretch.members]] = False  # scored: not window by window
     if good.any():
-        both = predictor.predict_onehot(codes_to_onehot(codes[np.concatenate([good, good])]),
+        both = predictor.predict_onehot(codes_to_onehot(placed.codes[np.concatenate([good, good])]),
                                         reverse_complement_average=rc)
-        idx, k = np.asarray(keep)[good], int(good.sum())
+        idx, k = np.asarray(placed.keep)[good], int(good.sum())
         eff["ref_probability"][idx], eff["alt_probability"][idx] = both["probability"][:k], both["probability"][k:]
         eff["ref_logit"][idx], eff["alt_logit"][idx] = both["logit"][:k], both["logit"][k:]
     eff["p_value"] = predictor_p_values(predictor, eff["alt_logit"] - eff["ref_logit"], rc)
