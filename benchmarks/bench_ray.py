@@ -4,8 +4,9 @@ and variants --vcf, each a whole process (start-up included), Ray started by the
     python -m benchmarks.bench_ray [--quick] [--model models/ctcf] [--work DIR] [--keep] [--repeat N]
 
 The Ray engine is for many machines; on one it can only add cost: starting a local Ray (GCS, raylet, workers),
-an actor pool per wave of work whose actors each load the model, and moving results through the object store. The
-"joined" column runs against a Ray this benchmark started first (what a cluster, or a KubeRay RayJob, looks like).
+one actor pool per command whose actors each load the model once, and one round trip through Ray per work item
+(the "many items" row: regions in chunks of 25). The "joined" column runs against a Ray this benchmark started
+first (what a cluster, or a KubeRay RayJob, looks like).
 """
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def section_ray(model: Path, work: Path, quick: bool, repeat: int | None = None)
                      f"`variants --genome --vcf`, {n_var:,} SNVs -> TSV"),
         "regions": (["score", "--genome", str(genome), "--regions", str(bed)], "-o", "tsv",
                     f"`score --genome --regions`, {n_reg:,} regions -> TSV"),
+        "items": (["score", "--genome", str(genome), "--regions", str(bed), "--chunk", "25"], "-o", "tsv",
+                  f"`score --genome --regions --chunk 25`, {n_reg:,} regions: {-(-n_reg // 25):,} work items"),
         "one": (["score", "--genome", str(genome), "--regions", str(one)], "-o", "tsv",
                 "`score --genome --regions`, 1 region (the fixed cost)"),
     }
@@ -103,6 +106,7 @@ def section_ray(model: Path, work: Path, quick: bool, repeat: int | None = None)
             "Each ray figure is paired with a local run just before or after it (alternating); ratios = local "
             "seconds / ray seconds (1.00 = no overhead), medians over the pairs. 'starts Ray': the command starts a "
             "local Ray and stops it; 'joins Ray': a Ray started beforehand by this benchmark, as on a cluster. "
+            "Either way one actor pool serves the whole command, however many work items it has. "
             f"Outputs byte-identical to the local ones: {'yes' if same else 'NO'}. Load average at the end: {load} "
             "(the machine may be shared).\n\n" + table(head, rows))
 
