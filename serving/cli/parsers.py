@@ -86,7 +86,7 @@ def _score_args(p: argparse.ArgumentParser, scan: bool) -> None:
 
 def _engine_args(g) -> None:
     g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: the same work as a Ray Data pipeline, one model per "
+                   help="local: this process (default); ray: the same work in one pool of Ray actors, one model per "
                    "actor (one per GPU, else per node), on a local Ray or the cluster at --ray-address; needs "
                    "pip install 'bindcnn[distributed]'")
     g.add_argument("--ray-address", metavar="ADDR", help="--engine ray: join this Ray cluster (host:6379, 'auto', "
