@@ -1,6 +1,7 @@
 """Shared-computation engine benchmark (issue 24.8): the scan graph and the incremental substitutions against the
 per-window predictor on the same windows and mutants, in the same run; whole commands with their start-up taken off;
-peak RSS at two region sizes 10x apart; the hg38 projection at stride 1.
+peak RSS at two region sizes 10x apart; the hg38 projection at stride 1; `variants --all-snvs` in SNVs/s against the
+per-window predictor's windows/s, and its projection for every SNV of chr21.
 
     python -m benchmarks.bench_engine [--quick] [--model models/ctcf] [--work DIR] [--keep] [--repeat N]
         [--write FILE]   (default: benchmarks/RESULTS-engine.md, except with --quick)
@@ -27,6 +28,7 @@ from benchmarks.bench_genome import measured, random_letters, write_genome
 from benchmarks.report import ROOT, TARGET_ROWS, fmt, machine_line, say, table, target
 
 HG38_BP = 3_100_000_000
+CHR21_ACGT = 40_088_623  # A/C/G/T bases of hg38's chr21: x3 SNVs (`variants --all-snvs --chroms chr21`)
 RESULTS = ROOT / "benchmarks" / "RESULTS-engine.md"
 ISM_RECORDS = 1500
 OWN_TARGETS: list[tuple] = []  # this section's rows of the report's Targets table (for RESULTS-engine.md)
@@ -153,6 +155,7 @@ def command_rows(model: Path, old: Path, work: Path, rounds: int, quick: bool) -
             rates[f"ism {label}"][0].append(wall)
             rates[f"ism {label}"][1].append(cpu)
     med = {k: statistics.median(v[0]) for k, v in rates.items()}
+    med.update({f"{k} cpu": statistics.median(v[1]) for k, v in rates.items()})
     rows = []
     for key, what, unit, goal in (("scan", f"`scan --genome` stride 1 -> bigWig, {bp:,} bp", "windows/s", 5.0),
                                   ("ism", f"`mutagenesis --fasta`, {n_records:,} records -> TSV", "substitutions/s",
@@ -164,6 +167,44 @@ def command_rows(model: Path, old: Path, work: Path, rounds: int, quick: bool) -
         target(f"{what}, engine / per-window, per CPU second", f">= {goal:g}x", float(cells[3]), goal,
                note="the figure to trust when the load average is above the core count")
     return rows, med
+
+
+def all_snvs_rows(model: Path, old: Path, work: Path, rounds: int, quick: bool, med: dict) -> list[list]:
+    """`variants --all-snvs` to .tsv.gz on a random chromosome, engine vs the folder without the engine files
+    (alternating, start-up taken off), in SNVs/s; the target against the per-window predictor's windows/s (`scan
+    --genome` on that folder, command_rows' med) and the projection for every SNV of chr21."""
+    bp = 60_000 if quick else 400_000
+    genome = write_genome(work / "snvs.fa", {"chr1": random_letters(bp, seed=5)})
+    tiny = write_genome(work / "snvs-tiny.fa", {"chr1": random_letters(1_000, seed=6)})
+    snvs = 3 * (bp - 199)  # every position whose centred 200 bp window fits; random letters: no N
+    rates: dict[str, list[list[float]]] = {"engine": [[], []], "per-window": [[], []]}
+    peak = 0.0
+    for _ in range(rounds):
+        for label, folder in (("engine", model), ("per-window", old)):
+            args = ["variants", "--genome", "{g}", "--all-snvs", "--chroms", "chr1", "-o",
+                    str(work / f"snvs-{label}.tsv.gz"), "--model", str(folder), "--device", "cpu"]
+            secs, rss, cpu = measured([a.replace("{g}", str(genome)) for a in args])
+            start, _, start_cpu = measured([a.replace("{g}", str(tiny)) for a in args])
+            rates[label][0].append(snvs / max(secs - start, 1e-3))
+            rates[label][1].append(snvs / max(cpu - start_cpu, 1e-3))
+            peak = max(peak, rss) if label == "engine" else peak
+    fast, slow = rates["engine"], rates["per-window"]
+    cells = ratio_cells(fast[0], slow[0], fast[1], slow[1], "SNVs/s")
+    what = f"`variants --all-snvs` -> .tsv.gz, {bp:,} bp ({snvs:,} SNVs)"
+    wall, cpu = statistics.median(fast[0]), statistics.median(fast[1])
+    per_window, per_window_cpu = med["scan per-window"], med["scan per-window cpu"]
+    target("`variants --all-snvs` SNVs/s / the per-window predictor's windows/s (`scan --genome`, old folder), wall",
+           ">= 5x", wall / per_window, 5.0)
+    target("`variants --all-snvs` SNVs/s / the per-window predictor's windows/s, per CPU second", ">= 5x",
+           cpu / per_window_cpu, 5.0, note="the figure to trust when the load average is above the core count")
+    hours = 3 * CHR21_ACGT / wall / 3600
+    return [[what + " (start-up taken off)", *cells, ""],
+            ["`variants --all-snvs` (engine) SNVs/s against the per-window predictor's windows/s (`scan --genome`)",
+             f"{fmt(wall)} SNVs/s", f"{fmt(per_window)} windows/s", f"{wall / per_window:.2f}",
+             f"{cpu / per_window_cpu:.2f}", ""],
+            [f"`variants --all-snvs` (engine), {bp:,} bp", f"{peak:,.0f} MiB peak RSS", "", "", "", ""],
+            [f"every SNV of chr21 ({3 * CHR21_ACGT:,} SNVs) -> .tsv.gz, projected from the command's rate",
+             f"{hours:.1f} h", f"{3 * CHR21_ACGT / statistics.median(slow[0]) / 3600:.1f} h", "", "", ""]]
 
 
 def rss_rows(model: Path, work: Path, quick: bool) -> list[list]:
@@ -203,6 +244,8 @@ def section_engine(model: Path, work: Path, quick: bool, repeat: int | None = No
     rows = in_process_rows(predictor, engine, rounds, quick)
     say("engine: whole commands (scan --genome, mutagenesis --fasta), engine vs per-window folder")
     cmd_rows, med = command_rows(model, old, work, rounds, quick)
+    say("engine: variants --all-snvs, engine vs per-window folder")
+    cmd_rows += all_snvs_rows(model, old, work, rounds, quick, med)
     say("engine: peak RSS at two genome sizes")
     rows += cmd_rows + rss_rows(model, work, quick)
     hours = HG38_BP / med["scan engine"] / 3600

@@ -23,9 +23,10 @@ from serving.scoring.pvalues import predictor_p_values
 from serving.snv_scan import snv_logits
 
 TILE = 1 << 16  # centres per tile: ~13 MB of TSV text, and the engine's work per call is well above its overhead
-# zlib level of the BGZF blocks. Measured on the 2-core AMD EPYC (3 x 65,536 rows, Biopython 1.88): level 1 wrote
-# ~1.8M rows/s at 32% of the text's size, level 6 (Biopython's default) ~0.33M rows/s at 28%, slower than the
-# engine scores them: a 15% larger file is the better trade.
+# zlib level of the BGZF blocks. Measured on the 2-core AMD EPYC (12 MB of this module's rows, Biopython 1.88, 3
+# rounds): level 1 ~2.1M rows/s to 34% of the text, level 4 ~1.1M rows/s to 31%, level 6 (Biopython's default)
+# ~0.43M rows/s to 29%: slower than the engine scores them. Whole runs of write_all_snvs on 400 kb, interleaved:
+# level 1 1.37x the SNVs/s of level 6 for an 18% larger file.
 COMPRESSLEVEL = 1
 BGZF_BLOCK = 1 << 16  # bytes handed to the BGZF writer at a time (it copies what it holds after every block)
 HEADER = "#chrom\tpos\tref\talt\tref_probability\talt_probability\tdelta_logit\tp_value\n"
@@ -181,7 +182,9 @@ class Summary:
 def write_all_snvs(predictor, genome: Genome, centres: list[Interval], out: EffectsFile, bigwig=None,
                    rc: bool = False, on_tile: Callable[[int], None] | None = None, tile: int = TILE) -> Summary:
     """Score and write every SNV of the centre spans (centre_spans), tile by tile: rows to `out`, the strongest
-    delta per base to `bigwig` (a BigWigWriter, or None); on_tile(bases) after each tile. Returns the counts."""
+    delta per base to `bigwig` (a BigWigWriter, or None); on_tile(bases) after each tile. Returns the counts.
+    (Writing on a second thread while the next tile is scored was measured: no faster on 2 cores, where the engine
+    already keeps both busy, and more CPU time.)"""
     import time
 
     summary, t0 = Summary(), time.perf_counter()
