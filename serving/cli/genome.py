@@ -275,7 +275,7 @@ def cmd_variants_genome(args, predictor) -> int:
     from serving.scoring.vcf_out import VcfOut
 
     check_args(args)  # --all-snvs, or none of its options
-    if args.all_snvs:
+    if getattr(args, "all_snvs", False):
         return cmd_all_snvs(args, predictor)
     if args.fasta and args.genome:
         raise ValueError("give --genome or --fasta (the same: an indexed FASTA read by interval), not both")
