@@ -241,9 +241,10 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
         np.maximum(target, value, out=target)
     new -= pooled[bins][:, :, None, :]  # each touched bin's change
     rows = np.concatenate([np.arange(j * f, (j + 1) * f) for j in bins])
-    hidden4 = layers.dense_w[rows].T @ new.reshape(len(bins) * f, 4 * m)  # (D, 4 m)
-    hidden4 += np.tile(hidden, 4)
-    alt = (layers.logit_w[:, 0] @ np.maximum(hidden4, 0, out=hidden4)).reshape(4, m).T + layers.logit_b[0]
+    hidden4 = (layers.dense_w[rows].T @ new.reshape(len(bins) * f, 4 * m)).reshape(-1, 4, m)  # (D, 4, m)
+    hidden4 += hidden[:, None, :]
+    alt = (layers.logit_w[:, 0] @ np.maximum(hidden4, 0, out=hidden4).reshape(-1, 4 * m)).reshape(4, m).T \
+        + layers.logit_b[0]
     return ref.astype(np.float32), alt.astype(np.float32)
 
 
