@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from serving.dna import average_strands, codes_to_onehot
+from serving.layers import one_blas_thread
 
 
 def windows_fit(n: int, centres: np.ndarray, length: int) -> np.ndarray:
@@ -134,16 +135,6 @@ def _edge_matrices(layers) -> tuple[np.ndarray, np.ndarray]:
     return ml.reshape(left * f, left * 4), mr.reshape(right * f, right * 4)
 
 
-def one_blas_thread():
-    """A context in which numpy's BLAS runs its matrix products on one thread. The passes run on our own threads
-    (one per core); OpenBLAS's threads on top of them wait for work by spinning, which took a core from the other
-    pass: 2 threads x 1 BLAS thread measured 1.3-1.6x the SNVs/s of either threads alone on the 2-core EPYC
-    (medians of interleaved runs). threadpoolctl's public limit, restored on exit."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
-
-
 def _strand(layers, codes: np.ndarray, starts: np.ndarray, c: int, threads: int | None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Windows starting at `starts` (M,) in codes, substituted at offset c -> (reference (M,), with each base (M, 4))."""
@@ -171,7 +162,7 @@ def _strand(layers, codes: np.ndarray, starts: np.ndarray, c: int, threads: int 
     if threads <= 1 or len(bounds) < 2:
         for b in bounds:
             one(b)
-    else:  # passes on our threads, each pass's matrix products on one BLAS thread (see one_blas_thread)
+    else:  # passes on our threads, each pass's matrix products on one BLAS thread (serving.layers.one_blas_thread)
         from concurrent.futures import ThreadPoolExecutor
 
         with one_blas_thread(), ThreadPoolExecutor(min(threads, len(bounds)), thread_name_prefix="bindcnn-snv") as pool:

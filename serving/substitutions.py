@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from serving.dna import codes_to_onehot
-from serving.layers import LAYERS_FILE, Layers
+from serving.layers import LAYERS_FILE, Layers, one_blas_thread
 
 METADATA_KEY = "layers"
 CHUNK = 32  # sequences per numpy pass (~10 MB of temporaries for the notebook CNN; larger passes measured faster)
@@ -69,7 +69,7 @@ def mutant_logits(layers: Layers, codes: np.ndarray, threads: int | None = None)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(threads, thread_name_prefix="bindcnn-ism") as pool:
+        with one_blas_thread(), ThreadPoolExecutor(threads, thread_name_prefix="bindcnn-ism") as pool:
             list(pool.map(one, starts))
     return out, ref
 
