@@ -344,8 +344,9 @@ def test_a_record_named_by_its_place_takes_variants_in_chromosome_coordinates(to
 
 @pytest.mark.parametrize("rc", [False, True])
 def test_snvs_sharing_a_stretch_go_through_the_engine_with_the_same_rows(random_dir, tmp_path, rc):
-    """A dense VCF (SNVs a few bases apart, a multi-allelic one, an indel among them, a lone SNV far away) scored by
-    a model folder with layers.npz equals the same folder without it (every window scored alone) within 1e-5."""
+    """A dense VCF (two stretches of SNVs a few bases apart, a multi-allelic one and an indel among them, a lone SNV
+    far away) scored by a model folder with layers.npz equals the same folder without it (every window scored
+    alone) within 1e-5."""
     import shutil
 
     from serving.artifact import read_metadata, write_metadata
@@ -357,6 +358,7 @@ def test_snvs_sharing_a_stretch_go_through_the_engine_with_the_same_rows(random_
     lines = [f"c\t{p}\t.\t{seq[p - 1]}\t{other(seq[p - 1])}\t.\t.\t." for p in range(400, 700, 7)]
     lines.insert(5, f"c\t436\tdel\t{seq[435:438]}\t{seq[435]}\t.\t.\t.")
     lines.insert(9, f"c\t464\tmulti\t{seq[463]}\t{other(seq[463])},{other(other(seq[463]))}\t.\t.\t.")
+    lines += [f"c\t{p}\t.\t{seq[p - 1]}\t{other(seq[p - 1])}\t.\t.\t." for p in range(1500, 1600, 3)]  # a second stretch
     lines.append(f"c\t2500\tlone\t{seq[2499]}\t{other(seq[2499])}\t.\t.\t.")
     vcf = tmp_path / "v.vcf"
     vcf.write_text("\n".join(HEAD_NO_PASS + lines) + "\n")
@@ -380,5 +382,5 @@ def test_snvs_sharing_a_stretch_go_through_the_engine_with_the_same_rows(random_
 
     placed = place_chunk(Genome(genome, quiet=True), variants, 200, "ACGT")
     shared = sorted(i for s in placed.shared for i in s.members)
-    assert len(placed.shared) == 1 and len(shared) == len(lines) - 1  # the SNVs; not the deletion, not the lone one
+    assert len(placed.shared) == 2 and len(shared) == len(lines) - 1  # the SNVs; not the deletion, not the lone one
     assert all(len(variants[i].ref) == 1 for i in shared) and shared_snvs.MIN_SHARED >= 2

@@ -275,11 +275,10 @@ def chunk_effects(predictor, n: int, placed: PlacedChunk, rc: bool = False) -> d
     good = placed.good.copy()
     if placed.shared and engine_layers(predictor) is not None:
         position = {i: j for j, i in enumerate(placed.keep)}
-        for stretch in placed.shared:
-            ref, alt = shared_logits(predictor, stretch, rc)
-            eff["ref_logit"][stretch.members], eff["alt_logit"][stretch.members] = ref, alt
-            eff["ref_probability"][stretch.members], eff["alt_probability"][stretch.members] = sigmoid(ref), sigmoid(alt)
-            good[[position[i] for i in stretch.members]] = False  # scored: not window by window
+        members, ref, alt = shared_logits(predictor, placed.shared, rc)
+        eff["ref_logit"][members], eff["alt_logit"][members] = ref, alt
+        eff["ref_probability"][members], eff["alt_probability"][members] = sigmoid(ref), sigmoid(alt)
+        good[[position[i] for i in members]] = False  # scored: not window by window
     if good.any():
         both = predictor.predict_onehot(codes_to_onehot(placed.codes[np.concatenate([good, good])]),
                                         reverse_complement_average=rc)
