@@ -233,13 +233,17 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
         new[n_bin] = keep[:, None, :]
     # what the reference base at c adds through each tap (K, F, m): the one-hot of the centres through the kernel
     through = (layers.kernel.transpose(0, 2, 1).reshape(k * f, 4) @ codes_to_onehot(centre).T).reshape(k, f, m)
-    less, value = np.empty((f, m), np.float32), np.empty((f, 4, m), np.float32)
-    for u in range(u_lo, u_hi + 1):
-        tap = c - u + left  # input c reaches output u through this tap
-        np.subtract(at(z, u), through[tap], out=less)
-        np.add(less[:, None, :], layers.kernel[tap].T[:, :, None], out=value)  # (F, 4, m): base b at c
-        target = new[bins.index(u // p)]
-        np.maximum(target, value, out=target)
+    # the touched offsets u_lo..u_hi at once (U, F, m) (input c reaches output u through tap c - u + left), then
+    # with each base at c (U, F, 4, m), and each touched bin's maximum over its offsets
+    taps = np.arange(c - u_lo + left, c - u_hi + left - 1, -1)
+    if dense:
+        touched = np.lib.stride_tricks.sliding_window_view(z, m, axis=1)[:, u_lo:u_hi + 1].transpose(1, 0, 2)
+    else:
+        touched = z[:, rel[None, :] + np.arange(u_lo, u_hi + 1)[:, None]].transpose(1, 0, 2)
+    value = (touched - through[taps])[:, :, None, :] + layers.kernel[taps].transpose(0, 2, 1)[:, :, :, None]
+    for n_bin, j in enumerate(bins):
+        lo_u, hi_u = max(u_lo, j * p), min(u_hi, j * p + p - 1)
+        np.maximum(new[n_bin], value[lo_u - u_lo:hi_u - u_lo + 1].max(axis=0), out=new[n_bin])
     new -= pooled[bins][:, :, None, :]  # each touched bin's change
     rows = np.concatenate([np.arange(j * f, (j + 1) * f) for j in bins])
     hidden4 = (layers.dense_w[rows].T @ new.reshape(len(bins) * f, 4 * m)).reshape(-1, 4, m)  # (D, 4, m)
