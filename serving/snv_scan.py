@@ -234,16 +234,20 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
     # what the reference base at c adds through each tap (K, F, m): the one-hot of the centres through the kernel
     through = (layers.kernel.transpose(0, 2, 1).reshape(k * f, 4) @ codes_to_onehot(centre).T).reshape(k, f, m)
     # the touched offsets u_lo..u_hi at once (U, F, m) (input c reaches output u through tap c - u + left), then
-    # with each base at c (U, F, 4, m), and each touched bin's maximum over its offsets
+    # with each base at c, and each touched bin's maximum over its offsets
     taps = np.arange(c - u_lo + left, c - u_hi + left - 1, -1)
     if dense:
         touched = np.lib.stride_tricks.sliding_window_view(z, m, axis=1)[:, u_lo:u_hi + 1].transpose(1, 0, 2)
     else:
         touched = z[:, rel[None, :] + np.arange(u_lo, u_hi + 1)[:, None]].transpose(1, 0, 2)
-    value = (touched - through[taps])[:, :, None, :] + layers.kernel[taps].transpose(0, 2, 1)[:, :, :, None]
-    for n_bin, j in enumerate(bins):
-        lo_u, hi_u = max(u_lo, j * p), min(u_hi, j * p + p - 1)
-        np.maximum(new[n_bin], value[lo_u - u_lo:hi_u - u_lo + 1].max(axis=0), out=new[n_bin])
+    less = touched - through[taps]  # (U, F, m): the touched values without the reference base's taps
+    spans = [(n_bin, max(u_lo, j * p) - u_lo, min(u_hi, j * p + p - 1) - u_lo + 1) for n_bin, j in enumerate(bins)]
+    value = np.empty_like(less)
+    for base in range(4):  # one base at a time: arrays that stay in cache
+        np.add(less, layers.kernel[taps, base][:, :, None], out=value)
+        for n_bin, lo_u, hi_u in spans:
+            target = new[n_bin, :, base]
+            np.maximum(target, value[lo_u:hi_u].max(axis=0), out=target)
     new -= pooled[bins][:, :, None, :]  # each touched bin's change
     rows = np.concatenate([np.arange(j * f, (j + 1) * f) for j in bins])
     hidden4 = (layers.dense_w[rows].T @ new.reshape(len(bins) * f, 4 * m)).reshape(-1, 4, m)  # (D, 4, m)
