@@ -231,16 +231,17 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
         if u_hi < j * p + p - 1:
             keep = np.maximum(keep, at(_sliding_max(r, j * p + p - 1 - u_hi, powers), u_hi + 1))
         new[n_bin] = keep[:, None, :]
-    # what the reference base at c adds through each tap (K, F, m): the one-hot of the centres through the kernel
-    through = (layers.kernel.transpose(0, 2, 1).reshape(k * f, 4) @ codes_to_onehot(centre).T).reshape(k, f, m)
-    # the touched offsets u_lo..u_hi at once (U, F, m) (input c reaches output u through tap c - u + left), then
-    # with each base at c, and each touched bin's maximum over its offsets
+    # the touched offsets u_lo..u_hi at once (U, F, m) (input c reaches output u through tap c - u + left), less
+    # what the reference base at c adds through each one's tap (the one-hot of the centres through those taps),
+    # then with each base at c, and each touched bin's maximum over its offsets
     taps = np.arange(c - u_lo + left, c - u_hi + left - 1, -1)
     if dense:
         touched = np.lib.stride_tricks.sliding_window_view(z, m, axis=1)[:, u_lo:u_hi + 1].transpose(1, 0, 2)
     else:
         touched = z[:, rel[None, :] + np.arange(u_lo, u_hi + 1)[:, None]].transpose(1, 0, 2)
-    less = touched - through[taps]  # (U, F, m): the touched values without the reference base's taps
+    less = (layers.kernel[taps].transpose(0, 2, 1).reshape(len(taps) * f, 4) @ codes_to_onehot(centre).T
+            ).reshape(len(taps), f, m)
+    np.subtract(touched, less, out=less)  # into a C-ordered array: numpy would lay a new one out as `touched`
     spans = [(n_bin, max(u_lo, j * p) - u_lo, min(u_hi, j * p + p - 1) - u_lo + 1) for n_bin, j in enumerate(bins)]
     value = np.empty_like(less)
     for base in range(4):  # one base at a time: arrays that stay in cache
