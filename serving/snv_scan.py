@@ -224,13 +224,14 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
     u_lo, u_hi, bins = _touched(layers, c)
     centre = codes[a + rel + c]
     new = np.empty((len(bins), f, 4, m), np.float32)  # the touched bins' new maxima, each base at c
-    for n_bin, j in enumerate(bins):
+    keeps = []  # (F, m) per touched bin: the maximum of its untouched positions (0 where it has none: ReLU)
+    for j in bins:
         keep = np.zeros((f, m), np.float32)
         if u_lo > j * p:  # the bin's positions before the touched ones, and after them
             keep = at(_sliding_max(r, min(u_lo, j * p + p) - j * p, powers), j * p)
         if u_hi < j * p + p - 1:
             keep = np.maximum(keep, at(_sliding_max(r, j * p + p - 1 - u_hi, powers), u_hi + 1))
-        new[n_bin] = keep[:, None, :]
+        keeps.append(keep)
     # the touched offsets u_lo..u_hi at once (U, F, m) (input c reaches output u through tap c - u + left), less
     # what the reference base at c adds through each one's tap (the one-hot of the centres through those taps),
     # then with each base at c, and each touched bin's maximum over its offsets
@@ -247,8 +248,7 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
     for base in range(4):  # one base at a time: arrays that stay in cache
         np.add(less, layers.kernel[taps, base][:, :, None], out=value)
         for n_bin, lo_u, hi_u in spans:
-            target = new[n_bin, :, base]
-            np.maximum(target, value[lo_u:hi_u].max(axis=0), out=target)
+            np.maximum(keeps[n_bin], value[lo_u:hi_u].max(axis=0), out=new[n_bin, :, base])
     new -= pooled[bins][:, :, None, :]  # each touched bin's change
     rows = np.concatenate([np.arange(j * f, (j + 1) * f) for j in bins])
     hidden4 = (layers.dense_w[rows].T @ new.reshape(len(bins) * f, 4 * m)).reshape(-1, 4, m)  # (D, 4, m)
