@@ -192,8 +192,8 @@ def write_all_snvs(predictor, genome: Genome, centres: list[Interval], out: Effe
                    rc: bool = False, on_tile: Callable[[int], None] | None = None, tile: int = TILE) -> Summary:
     """Score and write every SNV of the centre spans (centre_spans), tile by tile: rows to `out`, the strongest
     delta per base to `bigwig` (a BigWigWriter, or None); on_tile(bases) after each tile. Returns the counts.
-    (Writing on a second thread while the next tile is scored was measured: no faster on 2 cores, where the engine
-    already keeps both busy, and more CPU time.)"""
+    The next tile is scored while this one is written (Arrow and zlib work outside the GIL): 1.26x the SNVs/s of
+    scoring and writing in turn, at the same CPU time, on a 400 kb chromosome (2-core EPYC, medians of 3 rounds)."""
     import time
 
     from concurrent.futures import ThreadPoolExecutor
