@@ -73,6 +73,18 @@ def write_random_model(folder, layers: Layers):
     return folder
 
 
+def copy_without(folder, dest, *keys: str):
+    """A copy of a model folder without the files its metadata lists under `keys` (e.g. "layers", "scan_graph"),
+    metadata rewritten (checksums included): what a folder exported before those files existed looks like."""
+    dest = shutil.copytree(folder, dest)
+    meta = json.loads((dest / METADATA_FILE).read_text())
+    for key in keys:
+        (dest / meta.pop(key)["file"]).unlink()
+    meta.pop("files", None)
+    write_metadata(dest, meta)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def random_dir(tmp_path_factory):
     return write_random_model(tmp_path_factory.mktemp("engine") / "random", random_layers(5))
@@ -166,13 +178,7 @@ def test_incremental_mutagenesis_equals_scoring_each_mutant(model, rc):
 def test_old_model_folder_scans_window_by_window_after_one_note(random_dir, tmp_path, capsys):
     from serving.predictor import Predictor
 
-    old = shutil.copytree(random_dir, tmp_path / "old")
-    for name in (SCAN_FILE, LAYERS_FILE):
-        (old / name).unlink()
-    meta = json.loads((old / METADATA_FILE).read_text())
-    for key in ("scan_graph", "layers", "files"):
-        meta.pop(key)
-    write_metadata(old, meta)
+    old = copy_without(random_dir, tmp_path / "old", "scan_graph", "layers")
     predictor = Predictor(old, device="cpu")
     capsys.readouterr()
     seq = mixed_sequence(700, 3)

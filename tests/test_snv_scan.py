@@ -10,7 +10,7 @@ import pytest
 from serving.dna import codes_to_onehot, to_codes
 from serving.snv_scan import centred_logits, per_window_logits, snv_logits, supports, windows_fit
 from serving.substitutions import layers_for
-from tests.test_engine import mixed_sequence, random_layers
+from tests.test_engine import copy_without, mixed_sequence, random_layers
 
 TOL = 1e-5
 
@@ -84,17 +84,10 @@ def test_passes_split_anywhere_give_the_same_numbers(monkeypatch):
 
 
 def test_a_folder_without_layers_is_scored_window_by_window_after_one_note(random_dir, tmp_path, capsys):
-    import shutil
-
-    from serving.artifact import METADATA_FILE, read_metadata, write_metadata
+    from serving.artifact import METADATA_FILE
     from serving.predictor import Predictor
 
-    old = tmp_path / "old"
-    shutil.copytree(random_dir, old)
-    (old / "layers.npz").unlink()
-    meta = read_metadata(old)
-    meta.pop("layers")
-    write_metadata(old, meta)
+    old = copy_without(random_dir, tmp_path / "old", "layers")
     p = Predictor(old, device="cpu")
     codes = to_codes(mixed_sequence(700, seed=9))
     centres = np.arange(100, 601, 50)

@@ -13,7 +13,7 @@ from serving.dna import encode, random_dna
 from serving.scoring.variants import variant_windows
 from tests.conftest import ToyPredictor
 from tests.genome_files import bgzip, write_genome
-from tests.test_engine import random_dir  # noqa: F401  (a random-weight model folder with its engine files)
+from tests.test_engine import copy_without, random_dir  # noqa: F401  (random_dir: a random-weight model folder)
 
 L = 40
 
@@ -347,9 +347,6 @@ def test_snvs_sharing_a_stretch_go_through_the_engine_with_the_same_rows(random_
     """A dense VCF (two stretches of SNVs a few bases apart, a multi-allelic one and an indel among them, a lone SNV
     far away) scored by a model folder with layers.npz equals the same folder without it (every window scored
     alone) within 1e-5."""
-    import shutil
-
-    from serving.artifact import read_metadata, write_metadata
     from serving.scoring import shared_snvs
     from serving.scoring.vcf import place_chunk, VcfInput
 
@@ -362,12 +359,7 @@ def test_snvs_sharing_a_stretch_go_through_the_engine_with_the_same_rows(random_
     lines.append(f"c\t2500\tlone\t{seq[2499]}\t{other(seq[2499])}\t.\t.\t.")
     vcf = tmp_path / "v.vcf"
     vcf.write_text("\n".join(HEAD_NO_PASS + lines) + "\n")
-    old = tmp_path / "old"
-    shutil.copytree(random_dir, old)
-    (old / "layers.npz").unlink()
-    meta = read_metadata(old)
-    meta.pop("layers")
-    write_metadata(old, meta)
+    old = copy_without(random_dir, tmp_path / "old", "layers")
     flags = ["--rc"] if rc else []
     code, rows = run(genome, vcf, tmp_path, "--model", str(random_dir), *flags)
     (tmp_path / "o").mkdir()
