@@ -14,6 +14,17 @@ def say(msg: str, quiet: bool = False) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+_SAID: set[str] = set()
+
+
+def say_once(key: str, msg: str) -> None:
+    """say(msg) the first time `key` comes in this process (a note about a model folder, once per folder and
+    kind of note, however many calls meet it)."""
+    if key not in _SAID:
+        _SAID.add(key)
+        say(msg)
+
+
 def clock(seconds: float) -> str:
     """'42 s', '3m05s', '2h07m': a duration as a person reads it (an ETA)."""
     s = max(0, round(seconds))

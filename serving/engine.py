@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from serving.artifact import FINGERPRINT_TOLERANCE, FINGERPRINT_TOLERANCE_GPU, check_fingerprint, probe_inputs
-from serving.console import say
+from serving.console import say_once
 from serving.dna import average_strands, codes_to_onehot, sigmoid
 
 SCAN_FILE = "scan.onnx"
@@ -137,7 +137,6 @@ class ScanEngine:
         return sigmoid(logit), logit
 
 
-_NOTED: set[str] = set()
 _ENGINES: dict[int, Any] = {}
 _LOCK = threading.Lock()
 
@@ -177,8 +176,6 @@ def _make_engine(predictor) -> ScanEngine | None:
         return None
     if has_scan_graph(metadata):
         return ScanEngine.from_predictor(predictor)
-    if str(model_dir) not in _NOTED:
-        _NOTED.add(str(model_dir))
-        say(f"note: {model_dir} has no scan graph ({SCAN_FILE}): windows are scored one by one (slower); add it "
-            f"with: bindcnn export --model {model_dir}")
+    say_once(f"no scan graph: {model_dir}", f"note: {model_dir} has no scan graph ({SCAN_FILE}): windows are scored "
+             f"one by one (slower); add it with: bindcnn export --model {model_dir}")
     return None

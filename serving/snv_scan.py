@@ -258,9 +258,6 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
     return ref.astype(np.float32), alt.astype(np.float32)
 
 
-_NOTED: set[str] = set()
-
-
 def engine_layers(predictor):
     """The layers centred_logits computes with for this predictor (its model folder's layers.npz, fitting the
     architecture), or None: scoring then goes window by window."""
@@ -281,13 +278,12 @@ def snv_logits(predictor, codes: np.ndarray, centres: np.ndarray, rc: bool = Fal
     layers = engine_layers(predictor)
     if layers is not None:
         return centred_logits(layers, codes, centres, rc, getattr(predictor, "threads", None))
-    folder = str(getattr(predictor, "model_dir", None))
-    if folder != "None" and folder not in _NOTED:
-        from serving.console import say
+    folder = getattr(predictor, "model_dir", None)
+    if folder is not None:
+        from serving.console import say_once
 
-        _NOTED.add(folder)
-        say(f"note: {folder} has no layers.npz: every substitution is scored on its own window (slower); add it "
-            f"with: bindcnn export --model {folder}")
+        say_once(f"no layers: {folder}", f"note: {folder} has no layers.npz: every substitution is scored on its own "
+                 f"window (slower); add it with: bindcnn export --model {folder}")
     return per_window_logits(predictor, codes, centres, rc)
 
 

@@ -7,13 +7,12 @@ background windows whose |delta_logit| is at least as large. A model-relative ra
 """
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from serving.console import say
+from serving.console import say_once
 
 NULL_FILE = "null_effects.npy"  # (2, n) float32: |delta_logit| sorted ascending; row 0 forward, row 1 rc-averaged
 METADATA_KEY = "null_effects"
@@ -49,30 +48,26 @@ def p_values(null: np.ndarray, delta: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(delta), np.nan, p)
 
 
-_NULLS: "weakref.WeakKeyDictionary[Any, np.ndarray | None]" = weakref.WeakKeyDictionary()
-_NOTED: set[str] = set()
+_NULLS: dict[int, Any] = {}
 
 
 def null_for(predictor) -> np.ndarray | None:
     """The (2, n) null of an in-process predictor's model folder (loaded once per predictor), or None: a predictor
     without a model folder (a service's client, toys) or a folder without a null (said once per folder, with the
     command that adds one)."""
-    try:
-        return _NULLS[predictor]
-    except (KeyError, TypeError):
-        pass
-    null = None
+    from serving.engine import per_predictor
+
+    return per_predictor(_NULLS, predictor, lambda: _load_for(predictor))
+
+
+def _load_for(predictor) -> np.ndarray | None:
     metadata, model_dir = getattr(predictor, "metadata", None), getattr(predictor, "model_dir", None)
-    if isinstance(metadata, dict) and model_dir is not None:
-        null = load_null(model_dir, metadata)
-        if null is None and str(model_dir) not in _NOTED:
-            _NOTED.add(str(model_dir))
-            say(f"note: {model_dir} has no null of substitution effects ({NULL_FILE}): variant p-values are NA; "
-                f"add it with: {ADD_NULL.format(model_dir)}")
-    try:
-        _NULLS[predictor] = null
-    except TypeError:  # not weak-referenceable: loaded again next time
-        pass
+    if not isinstance(metadata, dict) or model_dir is None:
+        return None
+    null = load_null(model_dir, metadata)
+    if null is None:
+        say_once(f"no null: {model_dir}", f"note: {model_dir} has no null of substitution effects ({NULL_FILE}): "
+                 f"variant p-values are NA; add it with: {ADD_NULL.format(model_dir)}")
     return null
 
 
