@@ -120,9 +120,10 @@ def test_motif_core_substitutions_get_small_p_values_and_background_ones_do_not(
     rows = read_rows(out)
     assert list(rows[0])[-2:] == ["p_value", "status"]
     null = pv.load_null(trained["dir"], read_metadata(trained["dir"]))
+    step = 1 / (1 + null.shape[1])  # one null draw: the printed delta (7 digits) may sit across one from the exact
     for r in rows:  # each p-value is the definition's, on the forward-strand null
         assert float(r["p_value"]) == pytest.approx(float(pv.p_values(null[0], [float(r["delta_logit"])])[0]),
-                                                    rel=1e-6)
+                                                    abs=1.5 * step)
     core = np.array([float(r["p_value"]) for r in rows if r["id"].startswith("core")])
     background = np.array([float(r["p_value"]) for r in rows if r["id"].startswith("background")])
     print(f"median p: motif cores {np.median(core):.3g} (n={len(core)}), background {np.median(background):.3g} "
