@@ -14,12 +14,13 @@ layers.npz, and the reference the tests hold the engine to.
 """
 from __future__ import annotations
 
-from typing import Any
+import os
 
 import numpy as np
 
 from serving.dna import average_strands, codes_to_onehot
 from serving.layers import one_blas_thread
+from serving.substitutions import reverse_strand
 
 
 def windows_fit(n: int, centres: np.ndarray, length: int) -> np.ndarray:
@@ -78,8 +79,8 @@ def centred_logits(layers, codes: np.ndarray, centres: np.ndarray, rc: bool = Fa
     starts = centres - L // 2
     ref, alt = _strand(layers, codes, starts, L // 2, threads)
     if rc:
-        back = np.where(codes < 4, 3 - codes, codes)[::-1].astype(np.uint8)
-        ref_rc, alt_rc = _strand(layers, np.ascontiguousarray(back), len(codes) - L - starts, L - 1 - L // 2, threads)
+        back = reverse_strand(codes[None])[0]
+        ref_rc, alt_rc = _strand(layers, back, len(codes) - L - starts, L - 1 - L // 2, threads)
         ref = average_strands(ref, ref_rc)["logit"]
         alt = ((alt + alt_rc[:, ::-1]) / 2).astype(np.float32)  # base b forward is base 3 - b on the other strand
     return ref, alt
@@ -143,9 +144,7 @@ def _strand(layers, codes: np.ndarray, starts: np.ndarray, c: int, threads: int 
     L = layers.length
     bounds, i = [], 0
     while i < len(s):  # passes of at most CHUNK_WINDOWS windows over at most CHUNK_BASES bases (or one window)
-        j = min(i + CHUNK_WINDOWS, len(s))
-        j = max(i + 1, int(np.searchsorted(s, s[i] + max(CHUNK_BASES - L, 0), "right")) if j > i + 1 else j)
-        j = min(j, i + CHUNK_WINDOWS)
+        j = min(i + CHUNK_WINDOWS, int(np.searchsorted(s, s[i] + max(CHUNK_BASES - L, 0), "right")))
         bounds.append((i, j))
         i = j
     ref = np.empty(len(s), np.float32)
@@ -156,8 +155,6 @@ def _strand(layers, codes: np.ndarray, starts: np.ndarray, c: int, threads: int 
         ref[b[0]:b[1]], alt[b[0]:b[1]] = _pass(layers, codes, s[b[0]:b[1]], c, matrices)
 
     if threads is None:
-        import os
-
         threads = len(os.sched_getaffinity(0))
     if threads <= 1 or len(bounds) < 2:
         for b in bounds:

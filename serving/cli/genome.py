@@ -270,12 +270,10 @@ def cmd_variants_genome(args, predictor) -> int:
     """variants: --vcf/--variants against --genome, or against --fasta (the same indexed reader, .fai built on first
     use): TSV rows (and --vcf-out) written chunk by chunk."""
     from serving.scoring import variants as va
-    from serving.scoring.all_snvs import check_args
     from serving.scoring.variant_explain import TopEffects
     from serving.scoring.vcf_out import VcfOut
 
-    check_args(args)  # --all-snvs, or none of its options
-    if getattr(args, "all_snvs", False):
+    if getattr(args, "all_snvs", False):  # its options were checked before the model loaded (cli.run)
         return cmd_all_snvs(args, predictor)
     if args.fasta and args.genome:
         raise ValueError("give --genome or --fasta (the same: an indexed FASTA read by interval), not both")
