@@ -15,6 +15,7 @@ layers.npz, and the reference the tests hold the engine to.
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def per_window_logits(predictor, codes: np.ndarray, centres: np.ndarray, rc: boo
     return logit[:, 0].copy(), np.ascontiguousarray(logit[:, 1:])
 
 
-CHUNK_WINDOWS = 512  # windows per numpy pass (their arrays stay within a few MB)
+CHUNK_WINDOWS = 1024  # windows per numpy pass: ~10 MB of arrays per thread (see _Workspace for the measurement)
 CHUNK_BASES = 1 << 14  # ... and at most this many bases under them (sparse centres: several passes)
 
 
@@ -105,18 +106,6 @@ def _touched(layers, c: int) -> tuple[int, int, list[int]] | None:
     return lo, hi, bins
 
 
-def _sliding_max(r: np.ndarray, width: int, powers: dict[int, np.ndarray]) -> np.ndarray:
-    """r: (F, n) -> (F, n - width + 1): the max of r[:, i : i + width] at i; powers caches the widths 1, 2, 4, ..."""
-    w = 1
-    while w * 2 <= width:
-        if w * 2 not in powers:
-            a = powers[w]
-            powers[w * 2] = np.maximum(a[:, :-w], a[:, w:])
-        w *= 2
-    a = powers[w]
-    return a if w == width else np.maximum(a[:, : a.shape[1] - (width - w)], a[:, width - w:])
-
-
 def _edge_matrices(layers) -> tuple[np.ndarray, np.ndarray]:
     """What the window's zero padding removes from the long convolution at its edges, as matrices over the one-hot
     of the bases just outside it: left (left * F, left * 4): offset i < left, base j of the `left` before the
@@ -136,6 +125,45 @@ def _edge_matrices(layers) -> tuple[np.ndarray, np.ndarray]:
     return ml.reshape(left * f, left * 4), mr.reshape(right * f, right * 4)
 
 
+class _Plan:
+    """What every pass of one strand shares: the weights laid out for its matrix products, the offsets and bins
+    a substitution at window offset c touches, and the taps through which it reaches them."""
+
+    def __init__(self, layers, c: int):
+        k, f, p = layers.width, layers.filters, layers.pool
+        self.layers, self.c = layers, c
+        self.conv = np.ascontiguousarray(layers.kernel.reshape(k * 4, f).T)  # (F, K * 4)
+        self.edges = _edge_matrices(layers)
+        self.dense_t = np.ascontiguousarray(layers.dense_w.T)  # (D, T * F)
+        self.u_lo, self.u_hi, self.bins = _touched(layers, c)
+        # input c reaches output u through tap c - u + left: the touched offsets' taps, (U, F, 4) and (U * F, 4)
+        self.taps = np.arange(c - self.u_lo + layers.pad_left, c - self.u_hi + layers.pad_left - 1, -1)
+        self.tap_weights = np.ascontiguousarray(layers.kernel[self.taps].transpose(0, 2, 1))  # (U, F, 4)
+        self.tap_matrix = self.tap_weights.reshape(len(self.taps) * f, 4)
+        self.spans = [(n, max(self.u_lo, j * p) - self.u_lo, min(self.u_hi, j * p + p - 1) - self.u_lo + 1)
+                      for n, j in enumerate(self.bins)]  # (touched bin, its first and end touched offset - u_lo)
+        rows = np.concatenate([np.arange(j * f, (j + 1) * f) for j in self.bins])
+        self.touched_dense_t = np.ascontiguousarray(layers.dense_w[rows].T)  # (D, len(bins) * F)
+
+
+class _Workspace:
+    """One thread's arrays, reused pass after pass. Allocated and freed in every pass, a pass's few MB went back to
+    the system and were faulted in again: on the 2-core EPYC, per tile of 65,536 centres, ~90k page faults and a
+    third of the engine's CPU time (0.82 -> 0.54 CPU-s with this workspace, passes of 512 windows; passes of 1024
+    then 0.47 -> 0.36 CPU-s: half the numpy calls, and the GIL handed between the threads half as often)."""
+
+    def __init__(self):
+        self.flat: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A C-contiguous float32 array of `shape` (its contents left from the last pass)."""
+        size = int(np.prod(shape))
+        flat = self.flat.get(name)
+        if flat is None or flat.size < size:
+            flat = self.flat[name] = np.empty(size, np.float32)
+        return flat[:size].reshape(shape)
+
+
 def _strand(layers, codes: np.ndarray, starts: np.ndarray, c: int, threads: int | None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Windows starting at `starts` (M,) in codes, substituted at offset c -> (reference (M,), with each base (M, 4))."""
@@ -149,10 +177,13 @@ def _strand(layers, codes: np.ndarray, starts: np.ndarray, c: int, threads: int 
         i = j
     ref = np.empty(len(s), np.float32)
     alt = np.empty((len(s), 4), np.float32)
-    matrices = _edge_matrices(layers)
+    plan = _Plan(layers, c)
+    local = threading.local()
 
     def one(b: tuple[int, int]) -> None:
-        ref[b[0]:b[1]], alt[b[0]:b[1]] = _pass(layers, codes, s[b[0]:b[1]], c, matrices)
+        if not hasattr(local, "workspace"):
+            local.workspace = _Workspace()
+        ref[b[0]:b[1]], alt[b[0]:b[1]] = _pass(plan, codes, s[b[0]:b[1]], local.workspace)
 
     if threads is None:
         threads = len(os.sched_getaffinity(0))
@@ -169,14 +200,14 @@ def _strand(layers, codes: np.ndarray, starts: np.ndarray, c: int, threads: int 
     return out_ref, out_alt
 
 
-def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple[np.ndarray, np.ndarray]
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """One pass: sorted starts (m,) whose windows lie in codes -> (reference (m,), with each base at c (m, 4)).
+def _pass(plan: _Plan, codes: np.ndarray, starts: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, np.ndarray]:
+    """One pass: sorted starts (m,) whose windows lie in codes -> (reference (m,), with each base at plan.c (m, 4)).
     The convolution runs over every base under them; the rest only at the starts asked (slices where they are
     consecutive, gathers otherwise). Arrays are filters-major, (F, positions): numpy's elementwise work then runs
-    along positions."""
+    along positions; every array larger than a window's few values lives in the thread's workspace `ws`."""
+    layers, c = plan.layers, plan.c
     k, left, p, t, f = layers.width, layers.pad_left, layers.pool, layers.bins, layers.filters
-    right, L = k - 1 - left, layers.length
+    right, L, d = k - 1 - left, layers.length, layers.dense_b.shape[0]
     a, b = int(starts[0]), int(starts[-1]) + L  # the bases under these windows
     rel = starts - a
     m = len(rel)
@@ -192,65 +223,80 @@ def _pass(layers, codes: np.ndarray, starts: np.ndarray, c: int, matrices: tuple
     lo, hi = a - left, b + right
     onehot = np.zeros((hi - lo, 4), np.float32)
     onehot[max(0, -lo):hi - lo - max(0, hi - len(codes))] = codes_to_onehot(codes[max(lo, 0):min(hi, len(codes))])
-    cols = np.lib.stride_tricks.sliding_window_view(onehot, k, axis=0).transpose(0, 2, 1).reshape(b - a, k * 4)
-    z = layers.kernel.reshape(k * 4, f).T @ cols.T + layers.bias[:, None]  # (F, b - a) before ReLU: position a + i
-    r = np.maximum(z, 0)
-    powers = {1: r}
-    # the window's edge positions as its zero padding leaves them: minus the taps that reach outside it (cols row q
-    # holds onehot rows q .. q + K - 1: row i the `left` bases before the window at a + i first, row i + L - 1 the
-    # `right` bases after it last)
-    ml, mr = matrices
-    cut_l = (ml @ rows(cols, 0)[:, :left * 4].T).reshape(left, f, m)
-    cut_r = (mr @ rows(cols, L - 1)[:, (left + 1) * 4:].T).reshape(right, f, m)
-    pooled = np.empty((t, f, m), np.float32)
+    cols3 = ws("cols", (b - a, k, 4))  # cols row q: onehot rows q .. q + K - 1
+    np.copyto(cols3, np.lib.stride_tricks.sliding_window_view(onehot, k, axis=0).transpose(0, 2, 1))
+    cols = cols3.reshape(b - a, k * 4)
+    z = np.matmul(plan.conv, cols.T, out=ws("z", (f, b - a)))  # (F, b - a) before ReLU: position a + i
+    z += layers.bias[:, None]
+    r = np.maximum(z, 0, out=ws("r", (f, b - a)))
+    powers = {1: r}  # running maxima of r over 1, 2, 4, ... positions
+
+    def window_max(width: int, offset: int, out: np.ndarray) -> np.ndarray:
+        """out (F, m) = the max of r over `width` positions from `offset` in each asked window."""
+        w = 1
+        while w * 2 <= width:
+            if w * 2 not in powers:
+                prev = powers[w]
+                powers[w * 2] = np.maximum(prev[:, :-w], prev[:, w:], out=ws(f"max{w * 2}", (f, b - a - 2 * w + 1)))
+            w *= 2
+        return np.maximum(at(powers[w], offset), at(powers[w], offset + width - w), out=out)
+
+    # the window's edge positions as its zero padding leaves them: minus the taps that reach outside it (cols row i
+    # holds the `left` bases before the window at a + i first, row i + L - 1 the `right` bases after it last)
+    ml, mr = plan.edges
+    cut_l = np.matmul(ml, rows(cols, 0)[:, :left * 4].T, out=ws("cut_l", (left * f, m))).reshape(left, f, m)
+    cut_r = np.matmul(mr, rows(cols, L - 1)[:, (left + 1) * 4:].T, out=ws("cut_r", (right * f, m))).reshape(right, f, m)
+    pooled = ws("pooled", (t, f, m))
+    scratch = ws("scratch", (f, m))
     for j in range(t):
         clean_lo, clean_hi = max(j * p, left), min(j * p + p, L - right)
         out = pooled[j]
         if clean_lo < clean_hi:
-            out[:] = at(_sliding_max(r, clean_hi - clean_lo, powers), clean_lo)
+            window_max(clean_hi - clean_lo, clean_lo, out)
         else:
             out.fill(0)  # maxima of ReLU'd values
         edges = [(i, cut_l[i]) for i in range(j * p, min(j * p + p, left))]
         edges += [(L - right + i, cut_r[i]) for i in range(max(j * p, L - right) - (L - right),
                                                            max(0, j * p + p - (L - right)))]
         for offset, cut in edges:
-            np.maximum(out, at(z, offset) - cut, out=out)
-    hidden = layers.dense_w.T @ pooled.reshape(t * f, m) + layers.dense_b[:, None]  # (D, m) before ReLU
-    ref = layers.logit_w[:, 0] @ np.maximum(hidden, 0) + layers.logit_b[0]
+            np.maximum(out, np.subtract(at(z, offset), cut, out=scratch), out=out)
+    hidden = np.matmul(plan.dense_t, pooled.reshape(t * f, m), out=ws("hidden", (d, m)))  # (D, m) before ReLU
+    hidden += layers.dense_b[:, None]
+    ref = layers.logit_w[:, 0] @ np.maximum(hidden, 0, out=ws("relu", (d, m))) + layers.logit_b[0]
     # the substitution at offset c: new values at the touched offsets, new maxima of the touched bins
-    u_lo, u_hi, bins = _touched(layers, c)
-    centre = codes[a + rel + c]
-    new = np.empty((len(bins), f, 4, m), np.float32)  # the touched bins' new maxima, each base at c
+    u_lo, u_hi, bins = plan.u_lo, plan.u_hi, plan.bins
+    new = ws("new", (len(bins), f, 4, m))  # the touched bins' new maxima, each base at c
     keeps = []  # (F, m) per touched bin: the maximum of its untouched positions (0 where it has none: ReLU)
-    for j in bins:
-        keep = np.zeros((f, m), np.float32)
+    for n_bin, j in enumerate(bins):
+        keep = ws(f"keep{n_bin}", (f, m))
+        keep.fill(0)
         if u_lo > j * p:  # the bin's positions before the touched ones, and after them
-            keep = at(_sliding_max(r, min(u_lo, j * p + p) - j * p, powers), j * p)
+            window_max(min(u_lo, j * p + p) - j * p, j * p, keep)
         if u_hi < j * p + p - 1:
-            keep = np.maximum(keep, at(_sliding_max(r, j * p + p - 1 - u_hi, powers), u_hi + 1))
+            np.maximum(keep, window_max(j * p + p - 1 - u_hi, u_hi + 1, scratch), out=keep)
         keeps.append(keep)
-    # the touched offsets u_lo..u_hi at once (U, F, m) (input c reaches output u through tap c - u + left), less
-    # what the reference base at c adds through each one's tap (the one-hot of the centres through those taps),
-    # then with each base at c, and each touched bin's maximum over its offsets
-    taps = np.arange(c - u_lo + left, c - u_hi + left - 1, -1)
+    # the touched offsets u_lo..u_hi at once (U, F, m), less what the reference base at c adds through each one's
+    # tap (the one-hot of the centres through those taps), then with each base at c, and each touched bin's maximum
+    # over its offsets
+    n_u = u_hi - u_lo + 1
     if dense:
         touched = np.lib.stride_tricks.sliding_window_view(z, m, axis=1)[:, u_lo:u_hi + 1].transpose(1, 0, 2)
     else:
         touched = z[:, rel[None, :] + np.arange(u_lo, u_hi + 1)[:, None]].transpose(1, 0, 2)
-    less = (layers.kernel[taps].transpose(0, 2, 1).reshape(len(taps) * f, 4) @ codes_to_onehot(centre).T
-            ).reshape(len(taps), f, m)
-    np.subtract(touched, less, out=less)  # into a C-ordered array: numpy would lay a new one out as `touched`
-    spans = [(n_bin, max(u_lo, j * p) - u_lo, min(u_hi, j * p + p - 1) - u_lo + 1) for n_bin, j in enumerate(bins)]
-    value = np.empty_like(less)
+    centre = codes[a + rel + c]
+    less = np.matmul(plan.tap_matrix, codes_to_onehot(centre).T, out=ws("less", (n_u * f, m))).reshape(n_u, f, m)
+    np.subtract(touched, less, out=less)
+    value = ws("value", (n_u, f, m))
     for base in range(4):  # one base at a time: arrays that stay in cache
-        np.add(less, layers.kernel[taps, base][:, :, None], out=value)
-        for n_bin, lo_u, hi_u in spans:
-            np.maximum(keeps[n_bin], value[lo_u:hi_u].max(axis=0), out=new[n_bin, :, base])
-    new -= pooled[bins][:, :, None, :]  # each touched bin's change
-    rows = np.concatenate([np.arange(j * f, (j + 1) * f) for j in bins])
-    hidden4 = (layers.dense_w[rows].T @ new.reshape(len(bins) * f, 4 * m)).reshape(-1, 4, m)  # (D, 4, m)
+        np.add(less, plan.tap_weights[:, :, base, None], out=value)
+        for n_bin, lo_u, hi_u in plan.spans:
+            np.maximum(keeps[n_bin], np.max(value[lo_u:hi_u], axis=0, out=scratch), out=new[n_bin, :, base])
+    for n_bin, j in enumerate(bins):
+        new[n_bin] -= pooled[j][:, None, :]  # each touched bin's change
+    hidden4 = np.matmul(plan.touched_dense_t, new.reshape(len(bins) * f, 4 * m), out=ws("hidden4", (d, 4 * m)))
+    hidden4 = hidden4.reshape(d, 4, m)
     hidden4 += hidden[:, None, :]
-    alt = (layers.logit_w[:, 0] @ np.maximum(hidden4, 0, out=hidden4).reshape(-1, 4 * m)).reshape(4, m).T \
+    alt = (layers.logit_w[:, 0] @ np.maximum(hidden4, 0, out=hidden4).reshape(d, 4 * m)).reshape(4, m).T \
         + layers.logit_b[0]
     return ref.astype(np.float32), alt.astype(np.float32)
 
