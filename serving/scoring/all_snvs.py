@@ -16,6 +16,7 @@ from typing import IO, Callable, Iterator
 
 import numpy as np
 
+from serving.bgzf_out import BgzfFile
 from serving.dna import sigmoid
 from serving.genome import Genome
 from serving.intervals import Interval
@@ -23,12 +24,10 @@ from serving.scoring.pvalues import predictor_p_values
 from serving.snv_scan import snv_logits
 
 TILE = 1 << 16  # centres per tile: ~13 MB of TSV text, and the engine's work per call is well above its overhead
-# zlib level of the BGZF blocks. Measured on the 2-core AMD EPYC (12 MB of this module's rows, Biopython 1.88, 3
-# rounds): level 1 ~2.1M rows/s to 34% of the text, level 4 ~1.1M rows/s to 31%, level 6 (Biopython's default)
-# ~0.43M rows/s to 29%: slower than the engine scores them. Whole runs of write_all_snvs on 400 kb, interleaved:
-# level 1 1.37x the SNVs/s of level 6 for an 18% larger file.
+# ISA-L level of the BGZF blocks (0-3). On the 2-core AMD EPYC, 20 MB of this module's rows: level 1 336 MB/s to 35.5%
+# of the text, level 2 321 MB/s to 35.6%, level 0 353 MB/s to 44%; zlib's level 1 (Biopython's writer, before)
+# about half as fast to 34%.
 COMPRESSLEVEL = 1
-BGZF_BLOCK = 1 << 16  # bytes handed to the BGZF writer at a time (it copies what it holds after every block)
 HEADER = "#chrom\tpos\tref\talt\tref_probability\talt_probability\tdelta_logit\tp_value\n"
 OTHERS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]], np.intp)  # (4, 3): each base's alternatives
 
@@ -136,27 +135,16 @@ def is_bgzf_name(path: str | os.PathLike) -> bool:
 
 class EffectsFile:
     """The all-SNVs TSV being written: HEADER, then rows tile by tile; BGZF when the name ends in .gz or .bgz
-    (Biopython's writer at COMPRESSLEVEL, so tabix indexes it; the BGZF end-of-file block on close), else plain."""
+    (serving.bgzf_out at COMPRESSLEVEL, so tabix indexes it; the BGZF end-of-file block on close), else plain."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
         self.bgzf = is_bgzf_name(path)
-        if self.bgzf:
-            from Bio import bgzf
-
-            self.fh: IO[bytes] = bgzf.BgzfWriter(self.path, "wb", compresslevel=COMPRESSLEVEL)  # type: ignore
-        else:
-            self.fh = open(self.path, "wb")
+        self.fh: IO[bytes] = BgzfFile(self.path, COMPRESSLEVEL) if self.bgzf else open(self.path, "wb")  # type: ignore
         self.write(HEADER)
 
     def write(self, data: bytes | str) -> None:
-        if isinstance(data, str):
-            data = data.encode()
-        if not self.bgzf:
-            self.fh.write(data)
-            return
-        for i in range(0, len(data), BGZF_BLOCK):
-            self.fh.write(data[i : i + BGZF_BLOCK])
+        self.fh.write(data.encode() if isinstance(data, str) else data)
 
     def close(self) -> None:
         self.fh.close()

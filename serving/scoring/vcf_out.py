@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import IO, Any
 
+from serving.bgzf_out import BgzfFile
 from serving.scoring.variants import WINDOW_OFF
 from serving.scoring.vcf import VcfRecord
 
@@ -98,7 +99,7 @@ def annotated_line(text: str, rows: list[dict[str, Any]],
 
 class VcfOut:
     """The annotated VCF: the input's header (with the INFO_FIELDS) and record lines; bgzip when the name ends in
-    .gz or .bgz (Biopython's BGZF writer, so tabix/bcftools/IGV can index it), else plain text. Refuses to write
+    .gz or .bgz (serving.bgzf_out, so tabix/bcftools/IGV can index it), else plain text. Refuses to write
     over its input (source)."""
 
     def __init__(self, path: str | os.PathLike, header: str, source: str | os.PathLike | None = None,
@@ -110,12 +111,7 @@ class VcfOut:
         if source is not None and Path(path).resolve() == Path(source).resolve():
             raise ValueError(f"{path}: the annotated VCF would overwrite its input; give it another name")
         if self.path.lower().endswith((".gz", ".bgz")):
-            try:
-                from Bio import bgzf
-            except ImportError:
-                raise ValueError("writing a bgzip VCF needs Biopython (pip install biopython); or name the "
-                                 "output .vcf") from None
-            self.fh: IO[bytes] = bgzf.BgzfWriter(self.path, "wb")  # type: ignore[assignment]
+            self.fh: IO[bytes] = BgzfFile(self.path, level=2)  # type: ignore[assignment]
         else:
             self.fh = open(self.path, "wb")
         self.fh.write(annotated_header(header, names).encode())
