@@ -255,3 +255,24 @@ def test_a_cpu_without_avx512_runs_the_8_channel_block_graph_of_the_same_weights
     wide, slim = (ort.InferenceSession(str(trained["dir"] / f), providers=["CPUExecutionProvider"]).run(["logit"], {
         "dna": x})[0] for f in ("model.onnx", narrow["file"]))
     np.testing.assert_allclose(slim, wide, atol=1e-5 * max(1.0, float(np.abs(wide).max())))
+
+
+def test_a_folder_exported_before_the_8_channel_graph_says_how_to_add_it(trained, tmp_path, monkeypatch, capsys):
+    """On a CPU without AVX-512, a folder without "cpu_graphs" (exported before model.block8.onnx) scores with
+    model.onnx, saying once which command adds the faster layout; with AVX-512, or with the graph, nothing is said."""
+    import serving.predictor as sp
+    from serving.artifact import METADATA_FILE, write_metadata
+
+    old = shutil.copytree(trained["dir"], tmp_path / "old")
+    meta = json.loads((old / METADATA_FILE).read_text())
+    (old / meta.pop("cpu_graphs")["no_avx512"]["file"]).unlink()
+    meta.pop("files")
+    write_metadata(old, meta)
+    for avx512, folder, noted in ((False, old, True), (True, old, False), (False, trained["dir"], False)):
+        monkeypatch.setattr(sp, "cpu_has_avx512", lambda: avx512)
+        sp.Predictor(folder, device="cpu")
+        err = capsys.readouterr().err
+        assert (f"bindcnn export --model {folder}" in err) == noted, (avx512, folder, err)
+        if noted:
+            assert sp.Predictor(folder, device="cpu").graph == "model.onnx"
+            assert "model.block8.onnx" not in capsys.readouterr().err  # once per folder
