@@ -24,9 +24,9 @@ from serving.scoring.pvalues import predictor_p_values
 from serving.snv_scan import snv_logits
 
 TILE = 1 << 16  # centres per tile: ~13 MB of TSV text, and the engine's work per call is well above its overhead
-# ISA-L level of the BGZF blocks (0-3). On the 2-core AMD EPYC, 20 MB of this module's rows: level 1 336 MB/s to 35.5%
-# of the text, level 2 321 MB/s to 35.6%, level 0 353 MB/s to 44%; zlib's level 1 (Biopython's writer, before)
-# about half as fast to 34%.
+# ISA-L level of the BGZF blocks (0-3). On the 2-core AMD EPYC, 20 MB of this module's rows in 64 KB blocks: level 1
+# 336 MB/s to 35.5% of the text, level 2 321 MB/s to 35.6%, level 0 353 MB/s to 44%; zlib's level 1 (Biopython's
+# writer, before) about half as fast (serving/bgzf_out.py has the whole-file sizes).
 COMPRESSLEVEL = 1
 HEADER = "#chrom\tpos\tref\talt\tref_probability\talt_probability\tdelta_logit\tp_value\n"
 OTHERS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]], np.intp)  # (4, 3): each base's alternatives
